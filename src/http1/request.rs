@@ -1,0 +1,407 @@
+//! The request head: finding its end without rescanning, enforcing size limits, and parsing it with
+//! `httparse` into an owned [`RequestHead`].
+use std::fmt;
+
+use super::error::RequestError;
+
+/// The most header fields one request may carry.
+const MAX_HEADERS: usize = 64;
+
+/// Size limits for a request head, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest request line (method, target and version, without CRLF) → 414 past it.
+    pub max_request_line: usize,
+    /// The largest head, request line and header fields included → 431 past it.
+    pub max_head: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_line: 8 * 1024,
+            max_head: 16 * 1024,
+        }
+    }
+}
+
+/// One header field as received: the name as sent (compare it case-insensitively) and the raw value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// A parsed, owned request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request target as sent (origin form: path and optional query).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    pub headers: Vec<Header>,
+    /// Bytes the head took on the wire, blank line included.
+    pub len: usize,
+}
+
+impl RequestHead {
+    /// The value of the first header field called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers_named(name).next()
+    }
+
+    /// Every value of the header fields called `name` (case-insensitive), in order.
+    pub fn headers_named<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n
+    where
+        'a: 'n,
+    {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+
+    /// True when a comma-separated header (`Connection`, `Upgrade`, …) lists `token`
+    /// (case-insensitive), in any of its fields.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers_named(name).any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+
+    /// The path part of the target.
+    pub fn path(&self) -> &str {
+        match self.target.find('?') {
+            Some(i) => &self.target[..i],
+            None => &self.target,
+        }
+    }
+
+    /// The query part of the target, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.target.find('?').map(|i| &self.target[i + 1..])
+    }
+
+    /// The value of query parameter `key` (first occurrence); no percent-decoding, since every
+    /// parameter pushwire reads is a number.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query()?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == key).then_some(v)
+        })
+    }
+
+    /// Whether the connection may carry another request after this one (RFC 9112 §9.3): HTTP/1.1
+    /// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        if self.has_token("connection", "close") {
+            return false;
+        }
+        self.minor_version >= 1 || self.has_token("connection", "keep-alive")
+    }
+}
+
+impl fmt::Display for RequestHead {
+    /// One line: `GET /poll/news?since=3 HTTP/1.1 (4 headers, 112 bytes)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} HTTP/1.{} ({} headers, {} bytes)",
+            self.method,
+            self.target,
+            self.minor_version,
+            self.headers.len(),
+            self.len
+        )
+    }
+}
+
+/// Incremental request-head decoder. It remembers how far the search for the blank line got, so a
+/// head arriving one byte at a time is scanned once, not once per byte.
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    scanned: usize,
+}
+
+impl HeadReader {
+    pub fn new() -> HeadReader {
+        HeadReader::default()
+    }
+
+    /// Decodes the head at the start of `buf`. `Ok(None)` means the head is incomplete (nothing is
+    /// consumed); `Ok(Some(head))` consumed `head.len` bytes; an error means the input is invalid.
+    /// Empty lines before the request line must be skipped by the caller (RFC 9112 §2.2); see
+    /// [`leading_empty_lines`].
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<RequestHead>, RequestError> {
+        check_request_line(buf, limits)?;
+        let Some(end) = self.find_end(buf) else {
+            if buf.len() > limits.max_head {
+                return Err(RequestError::HeadTooLarge);
+            }
+            return Ok(None);
+        };
+        self.scanned = 0;
+        if end > limits.max_head {
+            return Err(RequestError::HeadTooLarge);
+        }
+        parse(&buf[..end]).map(Some)
+    }
+
+    /// Finds the end of the head (just past the blank line), accepting CRLF or bare LF line ends.
+    fn find_end(&mut self, buf: &[u8]) -> Option<usize> {
+        // Resume a little before where the last search stopped: a terminator may straddle it.
+        let start = self.scanned.saturating_sub(3);
+        let mut i = start;
+        while let Some(off) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+            let lf = i + off;
+            match buf.get(lf + 1) {
+                Some(b'\n') => return Some(lf + 2),
+                Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+                Some(b'\r') if lf + 2 >= buf.len() => {
+                    self.scanned = lf;
+                    return None;
+                }
+                None => {
+                    self.scanned = lf;
+                    return None;
+                }
+                _ => i = lf + 1,
+            }
+        }
+        self.scanned = buf.len();
+        None
+    }
+}
+
+/// How many bytes of CRLF / LF precede the request line (RFC 9112 §2.2 says a server SHOULD
+/// ignore at least one).
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+}
+
+fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), RequestError> {
+    let window = &buf[..buf.len().min(limits.max_request_line + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(lf) => {
+            let line_len = if lf > 0 && buf[lf - 1] == b'\r' { lf - 1 } else { lf };
+            if line_len > limits.max_request_line {
+                return Err(RequestError::RequestLineTooLong);
+            }
+        }
+        None if buf.len() > limits.max_request_line + 1 => {
+            return Err(RequestError::RequestLineTooLong);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        // The blank line was found, so a partial parse means the head itself is cut short.
+        Ok(httparse::Status::Partial) => {
+            return Err(RequestError::MalformedHead(httparse::Error::Token));
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyHeaders),
+        Err(httparse::Error::Version) if names_other_http_version(head) => {
+            return Err(RequestError::UnsupportedVersion);
+        }
+        Err(e) => return Err(RequestError::MalformedHead(e)),
+    }
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
+    else {
+        return Err(RequestError::MalformedHead(httparse::Error::Token));
+    };
+    let headers: Vec<Header> = req
+        .headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_owned(),
+            value: h.value.to_owned(),
+        })
+        .collect();
+    let hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .count();
+    match (minor_version, hosts) {
+        (_, n) if n > 1 => return Err(RequestError::DuplicateHost),
+        (1, 0) => return Err(RequestError::MissingHost),
+        _ => {}
+    }
+    Ok(RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        minor_version,
+        headers,
+        len: head.len(),
+    })
+}
+
+/// True when the request line ends in a well-formed `HTTP/x.y` other than 1.0/1.1: that is an
+/// unsupported version (505), not a syntax error (400).
+fn names_other_http_version(head: &[u8]) -> bool {
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = head[..line_end].trim_ascii_end();
+    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
+        return false;
+    };
+    match &line[space + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
+            major.is_ascii_digit()
+                && minor.is_ascii_digit()
+                && !(*major == b'1' && (*minor == b'0' || *minor == b'1'))
+        }
+        [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Option<RequestHead>, RequestError> {
+        HeadReader::new().decode(input, &Limits::default())
+    }
+
+    /// Whole input, one byte at a time, and with trailing bytes: the same head each way.
+    fn decode_three_ways(input: &[u8]) -> RequestHead {
+        let whole = decode_all(input).unwrap().unwrap();
+        let mut reader = HeadReader::new();
+        let mut bytewise = None;
+        for n in 1..=input.len() {
+            if let Some(h) = reader.decode(&input[..n], &Limits::default()).unwrap() {
+                assert_eq!(n, input.len(), "head completed early");
+                bytewise = Some(h);
+            }
+        }
+        assert_eq!(bytewise.as_ref(), Some(&whole));
+        let mut trailing = input.to_vec();
+        trailing.extend_from_slice(b"POST /next HTTP/1.1\r\n");
+        let with_trailing = decode_all(&trailing).unwrap().unwrap();
+        assert_eq!(with_trailing, whole);
+        whole
+    }
+
+    #[test]
+    fn decodes_simple_get() {
+        let h = decode_three_ways(b"GET /poll/a?since=3 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.path(), "/poll/a");
+        assert_eq!(h.query_param("since"), Some("3"));
+        assert_eq!(h.minor_version, 1);
+        assert_eq!(h.header("ACCEPT"), Some(&b"*/*"[..]));
+        assert_eq!(h.len, 54);
+        assert!(h.keep_alive());
+    }
+
+    #[test]
+    fn decodes_bare_lf_head() {
+        let h = decode_three_ways(b"GET / HTTP/1.0\n\n");
+        assert_eq!(h.minor_version, 0);
+        assert!(!h.keep_alive());
+    }
+
+    #[test]
+    fn connection_is_a_token_list() {
+        let h = decode_three_ways(b"GET / HTTP/1.0\r\nConnection: foo, Keep-Alive\r\n\r\n");
+        assert!(h.keep_alive());
+        let h = decode_three_ways(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: CLOSE\r\n\r\n");
+        assert!(!h.keep_alive());
+    }
+
+    #[test]
+    fn rejects_bad_syntax_with_400() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n",
+            b"GET/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTX/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let e = decode_all(bad).unwrap_err();
+            assert_eq!(e.status(), 400, "{:?} gave {e:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn rejects_other_versions_with_505() {
+        for v in ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/3"] {
+            let req = format!("GET / {v}\r\nHost: x\r\n\r\n");
+            assert_eq!(
+                decode_all(req.as_bytes()),
+                Err(RequestError::UnsupportedVersion),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(
+            decode_all(b"GET / HTTP/1.1\r\n\r\n"),
+            Err(RequestError::MissingHost)
+        );
+        assert_eq!(
+            decode_all(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
+            Err(RequestError::DuplicateHost)
+        );
+        assert!(decode_all(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn limits_request_line_and_head() {
+        let limits = Limits::default();
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(limits.max_request_line));
+        assert_eq!(
+            decode_all(long_line.as_bytes()),
+            Err(RequestError::RequestLineTooLong)
+        );
+        // Without any line end yet, the line is already too long.
+        let partial = "G".repeat(limits.max_request_line + 2);
+        assert_eq!(
+            decode_all(partial.as_bytes()),
+            Err(RequestError::RequestLineTooLong)
+        );
+        let mut big = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        while big.len() <= limits.max_head {
+            big.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
+        }
+        assert_eq!(decode_all(&big), Err(RequestError::HeadTooLarge));
+        big.extend_from_slice(b"\r\n");
+        assert_eq!(decode_all(&big), Err(RequestError::HeadTooLarge));
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let mut req = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..MAX_HEADERS {
+            req.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        assert_eq!(decode_all(&req).unwrap_err().status(), 431);
+    }
+
+    #[test]
+    fn incomplete_head_consumes_nothing() {
+        assert_eq!(decode_all(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
+        assert_eq!(decode_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r"), Ok(None));
+    }
+
+    #[test]
+    fn skips_leading_empty_lines() {
+        assert_eq!(leading_empty_lines(b"\r\n\r\nGET"), 4);
+        assert_eq!(leading_empty_lines(b"GET"), 0);
+    }
+}

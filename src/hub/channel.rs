@@ -1,0 +1,96 @@
+//! One channel: its id counter, history and subscribers.
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::{HistoryLimits, Message, Published, SubscriberId, Subscription};
+
+/// Messages that were published but are no longer held: ids `from..=to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// The answer to "what came after id N?".
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    /// The channel's newest id (0 when nothing was published yet).
+    pub last_id: u64,
+    /// Held messages after N, oldest first (on a reset: every held message).
+    pub messages: Vec<Arc<Message>>,
+    /// Messages after N that were published but have left the history.
+    pub gap: Option<Gap>,
+    /// N is newer than anything this channel ever published (the server restarted and ids began
+    /// again): the client's position is meaningless and `messages` holds everything held.
+    pub reset: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Channel {
+    last_id: u64,
+    history: VecDeque<Arc<Message>>,
+    history_bytes: usize,
+    subscribers: HashMap<SubscriberId, Subscription>,
+}
+
+impl Channel {
+    pub(super) fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
+    pub(super) fn publish(&mut self, data: Box<str>, limits: &HistoryLimits) -> Published {
+        self.last_id += 1;
+        let message = Arc::new(Message::new(self.last_id, data));
+        self.history_bytes += message.data.len();
+        self.history.push_back(message.clone());
+        while self.history.len() > 1
+            && (self.history.len() > limits.max_messages || self.history_bytes > limits.max_bytes)
+        {
+            if let Some(old) = self.history.pop_front() {
+                self.history_bytes -= old.data.len();
+            }
+        }
+        let subscribers: Vec<_> = self.subscribers.iter().map(|(&k, &v)| (k, v)).collect();
+        self.subscribers.retain(|_, how| *how == Subscription::Stream);
+        Published {
+            message,
+            subscribers,
+        }
+    }
+
+    pub(super) fn since(&self, after: u64) -> Backlog {
+        if after > self.last_id {
+            return Backlog {
+                last_id: self.last_id,
+                messages: self.history.iter().cloned().collect(),
+                gap: None,
+                reset: true,
+            };
+        }
+        // Ids in the history are consecutive and end at last_id.
+        let first_held = self.last_id + 1 - self.history.len() as u64;
+        let gap = (after + 1 < first_held).then(|| Gap {
+            from: after + 1,
+            to: first_held - 1,
+        });
+        let skip = after.saturating_sub(first_held - 1) as usize;
+        Backlog {
+            last_id: self.last_id,
+            messages: self.history.iter().skip(skip).cloned().collect(),
+            gap,
+            reset: false,
+        }
+    }
+
+    pub(super) fn subscribe(&mut self, who: SubscriberId, how: Subscription) {
+        self.subscribers.insert(who, how);
+    }
+
+    pub(super) fn unsubscribe(&mut self, who: SubscriberId) {
+        self.subscribers.remove(&who);
+    }
+
+    pub(super) fn subscriber_count(&self) -> usize {
+        self.subscribers.len()
+    }
+}

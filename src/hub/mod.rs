@@ -1,0 +1,240 @@
+//! Channels, message ids, bounded history and subscribers. Pure: no I/O, no clock, and nothing else
+//! of the crate.
+//!
+//! A channel is created by its first publish or subscription. Each published message gets the next
+//! id of its channel (1, 2, 3…, never from the clock) and goes into the channel's history, which
+//! keeps the newest messages up to a count and a byte budget. Any transport resumes by asking for
+//! what came after an id ([`Hub::since`]); when that is no longer held, or lies in the future (the
+//! server restarted), the answer says so ([`Backlog::gap`], [`Backlog::reset`]) instead of silently
+//! skipping.
+//!
+//! Subscribers are identified by an opaque [`SubscriberId`] (the server uses its connection token).
+//! A *stream* subscriber (SSE, WebSocket) gets every message until it unsubscribes; a *once*
+//! subscriber (a parked long-poll) is removed by the first publish that wakes it.
+//!
+//! The hub is one plain struct behind `&mut self`, so a future one-loop-per-core server can put it
+//! behind a lock or a message queue without changing its interface.
+mod channel;
+mod message;
+
+pub use channel::{Backlog, Gap};
+pub use message::{Encoding, Message};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use channel::Channel;
+
+/// Channel names are 1 to 64 characters of `[A-Za-z0-9_.-]`: safe in a URL path, a log line and a
+/// file name without escaping.
+pub fn is_valid_channel_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Who a subscription belongs to: the server's connection token.
+pub type SubscriberId = usize;
+
+/// How long a subscription lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subscription {
+    /// Every message until unsubscribed (SSE, WebSocket).
+    Stream,
+    /// The next message only (a parked long-poll).
+    Once,
+}
+
+/// History limits of every channel.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    /// Most messages kept per channel.
+    pub max_messages: usize,
+    /// Most payload bytes kept per channel (the newest message is always kept).
+    pub max_bytes: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            max_messages: 1024,
+            max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a publish produced: the message, and who must be told.
+#[derive(Debug)]
+pub struct Published {
+    pub message: Arc<Message>,
+    /// Subscribers to deliver to, streams and woken long-polls alike. Once-subscribers in this list
+    /// have already been removed from the channel.
+    pub subscribers: Vec<(SubscriberId, Subscription)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    channels: HashMap<Box<str>, Channel>,
+    limits: HistoryLimits,
+}
+
+impl Hub {
+    pub fn new(limits: HistoryLimits) -> Hub {
+        Hub {
+            channels: HashMap::new(),
+            limits,
+        }
+    }
+
+    fn channel_mut(&mut self, name: &str) -> &mut Channel {
+        if !self.channels.contains_key(name) {
+            self.channels.insert(name.into(), Channel::default());
+        }
+        // Just inserted when absent.
+        self.channels.get_mut(name).expect("channel exists")
+    }
+
+    /// Appends a message to `channel` and returns it with the subscribers to deliver it to.
+    pub fn publish(&mut self, channel: &str, data: Box<str>) -> Published {
+        let limits = self.limits;
+        self.channel_mut(channel).publish(data, &limits)
+    }
+
+    /// The id of the newest message of `channel` (0 when nothing was ever published).
+    pub fn last_id(&self, channel: &str) -> u64 {
+        self.channels.get(channel).map_or(0, |c| c.last_id())
+    }
+
+    /// Every held message of `channel` with an id greater than `after`, with any gap or reset.
+    pub fn since(&self, channel: &str, after: u64) -> Backlog {
+        match self.channels.get(channel) {
+            Some(c) => c.since(after),
+            None => Channel::default().since(after),
+        }
+    }
+
+    pub fn subscribe(&mut self, channel: &str, who: SubscriberId, how: Subscription) {
+        self.channel_mut(channel).subscribe(who, how);
+    }
+
+    /// Removes `who` from `channel`; a no-op when it was not subscribed.
+    pub fn unsubscribe(&mut self, channel: &str, who: SubscriberId) {
+        if let Some(c) = self.channels.get_mut(channel) {
+            c.unsubscribe(who);
+        }
+    }
+
+    /// Number of subscribers of `channel`.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, |c| c.subscriber_count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(max_messages: usize, max_bytes: usize) -> Hub {
+        Hub::new(HistoryLimits {
+            max_messages,
+            max_bytes,
+        })
+    }
+
+    fn ids(b: &Backlog) -> Vec<u64> {
+        b.messages.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn channel_names() {
+        assert!(is_valid_channel_name("news.eu-1_x"));
+        assert!(is_valid_channel_name(&"a".repeat(64)));
+        assert!(!is_valid_channel_name(&"a".repeat(65)));
+        for bad in ["", "a b", "a/b", "é", "a%20"] {
+            assert!(!is_valid_channel_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_start_at_one_and_increase_per_channel() {
+        let mut h = hub(10, 1000);
+        assert_eq!(h.publish("a", "x".into()).message.id, 1);
+        assert_eq!(h.publish("a", "y".into()).message.id, 2);
+        assert_eq!(h.publish("b", "z".into()).message.id, 1);
+        assert_eq!(h.last_id("a"), 2);
+        assert_eq!(h.last_id("none"), 0);
+    }
+
+    #[test]
+    fn since_returns_newer_messages_oldest_first() {
+        let mut h = hub(10, 1000);
+        for i in 0..5 {
+            h.publish("a", format!("m{i}").into());
+        }
+        let b = h.since("a", 2);
+        assert_eq!(ids(&b), [3, 4, 5]);
+        assert_eq!(&*b.messages[0].data, "m2");
+        assert_eq!((b.last_id, b.gap, b.reset), (5, None, false));
+        assert!(h.since("a", 5).messages.is_empty());
+    }
+
+    #[test]
+    fn history_is_bounded_by_count_and_bytes() {
+        let mut h = hub(3, 1000);
+        for _ in 0..5 {
+            h.publish("a", "x".into());
+        }
+        let b = h.since("a", 0);
+        assert_eq!(ids(&b), [3, 4, 5]);
+        assert_eq!(b.gap, Some(Gap { from: 1, to: 2 }));
+
+        let mut h = hub(100, 10);
+        for _ in 0..5 {
+            h.publish("a", "abcd".into());
+        }
+        assert_eq!(ids(&h.since("a", 0)), [4, 5]);
+        // A message larger than the byte budget is still kept, alone.
+        h.publish("a", "0123456789abcdef".into());
+        assert_eq!(ids(&h.since("a", 0)), [6]);
+    }
+
+    #[test]
+    fn gap_only_when_something_was_missed() {
+        let mut h = hub(3, 1000);
+        for _ in 0..5 {
+            h.publish("a", "x".into());
+        }
+        assert_eq!(h.since("a", 2).gap, None);
+        assert_eq!(h.since("a", 1).gap, Some(Gap { from: 2, to: 2 }));
+    }
+
+    #[test]
+    fn since_in_the_future_is_a_reset() {
+        let mut h = hub(10, 1000);
+        h.publish("a", "x".into());
+        let b = h.since("a", 7);
+        assert!(b.reset);
+        assert_eq!(ids(&b), [1]);
+        let b = h.since("unknown", 3);
+        assert!(b.reset);
+        assert_eq!(b.last_id, 0);
+    }
+
+    #[test]
+    fn once_subscribers_are_woken_once() {
+        let mut h = hub(10, 1000);
+        h.subscribe("a", 1, Subscription::Once);
+        h.subscribe("a", 2, Subscription::Stream);
+        let mut first = h.publish("a", "x".into()).subscribers;
+        first.sort_by_key(|s| s.0);
+        assert_eq!(first, [(1, Subscription::Once), (2, Subscription::Stream)]);
+        assert_eq!(
+            h.publish("a", "y".into()).subscribers,
+            [(2, Subscription::Stream)]
+        );
+        h.unsubscribe("a", 2);
+        assert!(h.publish("a", "z".into()).subscribers.is_empty());
+        assert_eq!(h.subscriber_count("a"), 0);
+    }
+}

@@ -1,0 +1,28 @@
+//! pushwire: one server, four real-time web transports — interval polling, long polling,
+//! Server-Sent Events and WebSocket — over one pub/sub hub.
+//!
+//! ```text
+//!            ┌──────────────────────── server (the only mio code) ───────────────────────┐
+//!  socket ◄──┤ Connection: input buf ─► http1 core ─► router ─► polling / sse / websocket │
+//!            │             output queue ◄──────────── encoded bytes (shared Arc<[u8]>)     │
+//!            └────────────────────────────────┬──────────────────────────────────────────┘
+//!                                             │ publish / since / subscribe
+//!                                             ▼
+//!                                    hub (channels, ids, history; no I/O)
+//! ```
+//! Reading order: [`hub`] (what a message and a channel are), [`http1`] (the HTTP/1.1 core),
+//! [`polling`] (the poll and long-poll bodies), [`outbuf`] (how bytes are queued and shared),
+//! then [`server`], which drives them all from one `mio` event loop.
+//!
+//! Dependencies point downward: protocol modules use `std`, `httparse` and the hub's message type;
+//! the hub uses nothing else in the crate; nothing depends on `server`.
+pub mod config;
+pub mod http1;
+pub mod hub;
+pub mod outbuf;
+pub mod polling;
+pub mod server;
+pub mod sse;
+pub mod websocket;
+
+pub use config::Config;

@@ -1,0 +1,191 @@
+//! Interval polling and long polling: the query a poll carries and the JSON body that answers it.
+//!
+//! Pure functions over the hub's [`Backlog`]; the server decides when to answer (at once for
+//! `/poll`, on a publish or a deadline for a parked `/longpoll`).
+//!
+//! ```text
+//! GET /poll/c?since=N ──► messages after N held? ──yes──► 200 {"last_id":L,"messages":[…]}
+//!                                  │no
+//!                                  ▼
+//!                     /poll: 204 No Content
+//!                     /longpoll: park until a publish (→ 200) or the timeout (→ 204)
+//! ```
+//! The body always says `last_id`; a `gap` member lists ids that were published but are no longer
+//! held, and `"reset":true` says the client's `since` is newer than anything the channel has (the
+//! server restarted): in both cases `messages` carries everything held after the client's position.
+use std::fmt;
+use std::time::Duration;
+
+use crate::hub::{Backlog, Encoding, Message};
+use crate::outbuf::Segment;
+
+/// What a poll or long-poll request asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollQuery {
+    /// Messages after this id; `None` means "from now": only `last_id` is returned.
+    pub since: Option<u64>,
+    /// How long a long-poll may stay parked (`timeout=S`, seconds, fractions allowed).
+    pub timeout: Option<Duration>,
+}
+
+/// A query parameter that is not what the API takes → 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// `since` is not a non-negative integer.
+    BadSince,
+    /// `timeout` is not a positive number of seconds.
+    BadTimeout,
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueryError::BadSince => "since must be a non-negative integer",
+            QueryError::BadTimeout => "timeout must be a positive number of seconds",
+        })
+    }
+}
+
+impl PollQuery {
+    /// Reads `since` and `timeout` from a query string (other parameters are ignored).
+    pub fn parse(query: Option<&str>) -> Result<PollQuery, QueryError> {
+        let mut q = PollQuery {
+            since: None,
+            timeout: None,
+        };
+        for pair in query.unwrap_or("").split('&') {
+            match pair.split_once('=') {
+                Some(("since", v)) => {
+                    q.since = Some(parse_id(v).ok_or(QueryError::BadSince)?);
+                }
+                Some(("timeout", v)) => {
+                    let secs: f64 = v.parse().map_err(|_| QueryError::BadTimeout)?;
+                    if !(secs.is_finite() && secs > 0.0) {
+                        return Err(QueryError::BadTimeout);
+                    }
+                    q.timeout = Some(Duration::from_secs_f64(secs.min(1e9)));
+                }
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// Parses a message id: ASCII digits only, fitting in 64 bits.
+pub fn parse_id(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+/// The JSON object of one message, `{"id":N,"data":"…"}`, as cached on the message.
+pub fn encode_message_json(message: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.data.len() + 24);
+    out.extend_from_slice(b"{\"id\":");
+    out.extend_from_slice(message.id.to_string().as_bytes());
+    out.extend_from_slice(b",\"data\":");
+    // Serializing a str to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &*message.data);
+    out.push(b'}');
+    out
+}
+
+/// Whether a backlog has anything to tell: messages, a gap or a reset. When it does not, a poll is
+/// answered 204 and a long-poll parks.
+pub fn has_news(backlog: &Backlog) -> bool {
+    !backlog.messages.is_empty() || backlog.gap.is_some() || backlog.reset
+}
+
+/// The JSON body answering a poll, as segments: the envelope is built for this response, each
+/// message's JSON is the shared encoding cached on the message. Returns the segments and their
+/// total length (for Content-Length).
+pub fn encode_body(backlog: &Backlog) -> (Vec<Segment>, usize) {
+    let mut head = format!("{{\"last_id\":{}", backlog.last_id);
+    if let Some(gap) = backlog.gap {
+        head.push_str(&format!(",\"gap\":{{\"from\":{},\"to\":{}}}", gap.from, gap.to));
+    }
+    if backlog.reset {
+        head.push_str(",\"reset\":true");
+    }
+    head.push_str(",\"messages\":[");
+    let mut segments = Vec::with_capacity(backlog.messages.len() * 2 + 2);
+    let mut len = head.len();
+    segments.push(Segment::Owned(head.into_bytes()));
+    for (i, m) in backlog.messages.iter().enumerate() {
+        if i > 0 {
+            segments.push(Segment::Owned(b",".to_vec()));
+            len += 1;
+        }
+        let json = m.encoded(Encoding::Json, encode_message_json);
+        len += json.len();
+        segments.push(Segment::Shared(json));
+    }
+    segments.push(Segment::Owned(b"]}".to_vec()));
+    len += 2;
+    (segments, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Gap, HistoryLimits, Hub};
+
+    fn body_string(b: &Backlog) -> String {
+        let (segs, len) = encode_body(b);
+        let bytes: Vec<u8> = segs.iter().flat_map(|s| s.as_slice().to_vec()).collect();
+        assert_eq!(bytes.len(), len);
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn parses_query() {
+        assert_eq!(
+            PollQuery::parse(Some("since=12&timeout=0.5&x=1")),
+            Ok(PollQuery {
+                since: Some(12),
+                timeout: Some(Duration::from_millis(500))
+            })
+        );
+        assert_eq!(PollQuery::parse(None).unwrap().since, None);
+        for bad in ["since=-1", "since=", "since=1e3", "since=99999999999999999999"] {
+            assert_eq!(PollQuery::parse(Some(bad)), Err(QueryError::BadSince), "{bad}");
+        }
+        for bad in ["timeout=0", "timeout=abc", "timeout=-2", "timeout=NaN", "timeout=inf"] {
+            assert_eq!(PollQuery::parse(Some(bad)), Err(QueryError::BadTimeout), "{bad}");
+        }
+    }
+
+    #[test]
+    fn encodes_messages_json_escaped() {
+        let m = Message::new(7, "say \"hi\"\n\u{1}é".into());
+        assert_eq!(
+            String::from_utf8(encode_message_json(&m)).unwrap(),
+            r#"{"id":7,"data":"say \"hi\"\n\u0001é"}"#
+        );
+    }
+
+    #[test]
+    fn encodes_body_with_gap_and_reset() {
+        let mut hub = Hub::new(HistoryLimits {
+            max_messages: 2,
+            max_bytes: 100,
+        });
+        for d in ["a", "b", "c"] {
+            hub.publish("ch", d.into());
+        }
+        let b = hub.since("ch", 0);
+        assert_eq!(b.gap, Some(Gap { from: 1, to: 1 }));
+        assert_eq!(
+            body_string(&b),
+            r#"{"last_id":3,"gap":{"from":1,"to":1},"messages":[{"id":2,"data":"b"},{"id":3,"data":"c"}]}"#
+        );
+        assert_eq!(
+            body_string(&hub.since("ch", 9)),
+            r#"{"last_id":3,"reset":true,"messages":[{"id":2,"data":"b"},{"id":3,"data":"c"}]}"#
+        );
+        assert!(!has_news(&hub.since("ch", 3)));
+        assert_eq!(body_string(&hub.since("ch", 3)), r#"{"last_id":3,"messages":[]}"#);
+    }
+}
