@@ -1,3 +1,131 @@
-fn main() {
-    println!("Hello, world!");
+//! The `pushwire` command: parses flags into a [`Config`] and runs the server.
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pushwire::Config;
+use pushwire::server::Server;
+
+/// One server, four real-time web transports: interval polling, long polling, Server-Sent Events
+/// and WebSocket, over one pub/sub hub — and what each costs on the wire.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the printed line shows it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Most open client connections; the excess is answered 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Largest message in bytes (publish bodies over it get 413).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_message_size: usize,
+    /// Messages each channel keeps for resuming.
+    #[arg(long, default_value_t = 1024)]
+    history_messages: usize,
+    /// Payload bytes each channel keeps for resuming.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    history_bytes: usize,
+    /// Seconds a client has to send a complete request head (slowloris defence; 408 after).
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    head_timeout: f64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 60.0, value_parser = seconds)]
+    idle_timeout: f64,
+    /// Seconds a long-poll waits when it gives no timeout= (answered 204 after).
+    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    longpoll_timeout: f64,
+    /// Largest timeout= a long-poll may ask for, in seconds.
+    #[arg(long, default_value_t = 120.0, value_parser = seconds)]
+    longpoll_max_timeout: f64,
+    /// Bytes queued for one connection before pipelined requests wait (HTTP) or a stream counts
+    /// as a slow consumer.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_pending_output: usize,
+    /// Seconds in-flight responses get to drain on shutdown.
+    #[arg(long, default_value_t = 2.0, value_parser = seconds)]
+    shutdown_grace: f64,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+impl ServeArgs {
+    fn config(&self) -> Config {
+        let mut c = Config {
+            addr: self.addr,
+            max_connections: self.max_connections,
+            max_message_size: self.max_message_size,
+            max_pending_output: self.max_pending_output,
+            head_timeout: Duration::from_secs_f64(self.head_timeout),
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout),
+            longpoll_timeout: Duration::from_secs_f64(self.longpoll_timeout),
+            longpoll_max_timeout: Duration::from_secs_f64(self.longpoll_max_timeout),
+            shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
+            ..Config::default()
+        };
+        c.history.max_messages = self.history_messages.max(1);
+        c.history.max_bytes = self.history_bytes;
+        c
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    match serve(args.config()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushwire: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> std::io::Result<()> {
+    let server = Server::bind(config)?;
+    let handle = server.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            handle.shutdown();
+        }
+    });
+    // Tests and tools read this line to learn the port.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "pushwire listening on http://{}", server.local_addr())?;
+    out.flush()?;
+    drop(out);
+    server.run()?;
+    log::info!("stopped");
+    Ok(())
 }

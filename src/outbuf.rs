@@ -196,7 +196,10 @@ mod tests {
             }
             assert_eq!(sink.out, expected, "limit {limit}");
         }
-        let mut sink = Trickle { out: vec![], limit: 1 << 20 };
+        let mut sink = Trickle {
+            out: vec![],
+            limit: 1 << 20,
+        };
         q.write_to(&mut sink).unwrap();
         assert_eq!(sink.out, expected);
         assert!(q.is_empty());

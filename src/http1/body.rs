@@ -137,7 +137,8 @@ mod tests {
         assert_eq!(framing(get), Ok(BodyFraming::None));
         let cl = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n";
         assert_eq!(framing(cl), Ok(BodyFraming::Length(12)));
-        let same = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n";
+        let same =
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n";
         assert_eq!(framing(same), Ok(BodyFraming::Length(3)));
         let te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n";
         assert_eq!(framing(te), Ok(BodyFraming::Chunked));
@@ -171,7 +172,10 @@ mod tests {
         let mut d = BodyDecoder::new(BodyFraming::Length(100)).unwrap();
         let mut body = vec![];
         assert_eq!(d.decode(&[1; 10], &mut body, 16), Ok(10));
-        assert_eq!(d.decode(&[1; 10], &mut body, 16), Err(RequestError::BodyTooLarge));
+        assert_eq!(
+            d.decode(&[1; 10], &mut body, 16),
+            Err(RequestError::BodyTooLarge)
+        );
     }
 
     #[test]

@@ -47,13 +47,22 @@ const MAX_TRAILER: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading hex digits; `digits` counts them (0 means none yet).
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// After the size: optional whitespace and `;ext`, up to CR.
-    Extension { size: u64 },
+    Extension {
+        size: u64,
+    },
     /// Saw CR after the size line; LF must follow.
-    SizeLf { size: u64 },
+    SizeLf {
+        size: u64,
+    },
     /// Reading chunk data.
-    Data { remaining: u64 },
+    Data {
+        remaining: u64,
+    },
     /// Chunk data done; CR must follow.
     DataCr,
     /// CR after data seen; LF must follow.
@@ -63,7 +72,9 @@ enum State {
     /// Inside a trailer field line.
     TrailerLine,
     /// Saw CR of a trailer line; `empty` when the line was the final empty one.
-    TrailerLf { empty: bool },
+    TrailerLf {
+        empty: bool,
+    },
     Done,
 }
 
@@ -274,7 +285,12 @@ mod tests {
             (b"0\r\n\n", ChunkedError::BadLineEnd),
         ];
         for (input, err) in cases {
-            assert_eq!(decode_whole(input), Err(err), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                decode_whole(input),
+                Err(err),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
             assert_eq!(decode_bytewise(input), Err(err));
         }
     }

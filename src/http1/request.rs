@@ -182,14 +182,20 @@ impl HeadReader {
 /// How many bytes of CRLF / LF precede the request line (RFC 9112 §2.2 says a server SHOULD
 /// ignore at least one).
 pub fn leading_empty_lines(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), RequestError> {
     let window = &buf[..buf.len().min(limits.max_request_line + 2)];
     match window.iter().position(|&b| b == b'\n') {
         Some(lf) => {
-            let line_len = if lf > 0 && buf[lf - 1] == b'\r' { lf - 1 } else { lf };
+            let line_len = if lf > 0 && buf[lf - 1] == b'\r' {
+                lf - 1
+            } else {
+                lf
+            };
             if line_len > limits.max_request_line {
                 return Err(RequestError::RequestLineTooLong);
             }
@@ -295,7 +301,8 @@ mod tests {
 
     #[test]
     fn decodes_simple_get() {
-        let h = decode_three_ways(b"GET /poll/a?since=3 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+        let h =
+            decode_three_ways(b"GET /poll/a?since=3 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
         assert_eq!(h.method, "GET");
         assert_eq!(h.path(), "/poll/a");
         assert_eq!(h.query_param("since"), Some("3"));
@@ -331,7 +338,12 @@ mod tests {
             b"GET / HTTX/1.1\r\nHost: x\r\n\r\n",
         ] {
             let e = decode_all(bad).unwrap_err();
-            assert_eq!(e.status(), 400, "{:?} gave {e:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                e.status(),
+                400,
+                "{:?} gave {e:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

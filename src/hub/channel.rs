@@ -51,7 +51,8 @@ impl Channel {
             }
         }
         let subscribers: Vec<_> = self.subscribers.iter().map(|(&k, &v)| (k, v)).collect();
-        self.subscribers.retain(|_, how| *how == Subscription::Stream);
+        self.subscribers
+            .retain(|_, how| *how == Subscription::Stream);
         Published {
             message,
             subscribers,

@@ -127,7 +127,9 @@ impl Hub {
 
     /// Number of subscribers of `channel`.
     pub fn subscriber_count(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, |c| c.subscriber_count())
+        self.channels
+            .get(channel)
+            .map_or(0, |c| c.subscriber_count())
     }
 }
 

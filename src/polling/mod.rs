@@ -104,7 +104,10 @@ pub fn has_news(backlog: &Backlog) -> bool {
 pub fn encode_body(backlog: &Backlog) -> (Vec<Segment>, usize) {
     let mut head = format!("{{\"last_id\":{}", backlog.last_id);
     if let Some(gap) = backlog.gap {
-        head.push_str(&format!(",\"gap\":{{\"from\":{},\"to\":{}}}", gap.from, gap.to));
+        head.push_str(&format!(
+            ",\"gap\":{{\"from\":{},\"to\":{}}}",
+            gap.from, gap.to
+        ));
     }
     if backlog.reset {
         head.push_str(",\"reset\":true");
@@ -149,11 +152,30 @@ mod tests {
             })
         );
         assert_eq!(PollQuery::parse(None).unwrap().since, None);
-        for bad in ["since=-1", "since=", "since=1e3", "since=99999999999999999999"] {
-            assert_eq!(PollQuery::parse(Some(bad)), Err(QueryError::BadSince), "{bad}");
+        for bad in [
+            "since=-1",
+            "since=",
+            "since=1e3",
+            "since=99999999999999999999",
+        ] {
+            assert_eq!(
+                PollQuery::parse(Some(bad)),
+                Err(QueryError::BadSince),
+                "{bad}"
+            );
         }
-        for bad in ["timeout=0", "timeout=abc", "timeout=-2", "timeout=NaN", "timeout=inf"] {
-            assert_eq!(PollQuery::parse(Some(bad)), Err(QueryError::BadTimeout), "{bad}");
+        for bad in [
+            "timeout=0",
+            "timeout=abc",
+            "timeout=-2",
+            "timeout=NaN",
+            "timeout=inf",
+        ] {
+            assert_eq!(
+                PollQuery::parse(Some(bad)),
+                Err(QueryError::BadTimeout),
+                "{bad}"
+            );
         }
     }
 
@@ -186,6 +208,9 @@ mod tests {
             r#"{"last_id":3,"reset":true,"messages":[{"id":2,"data":"b"},{"id":3,"data":"c"}]}"#
         );
         assert!(!has_news(&hub.since("ch", 3)));
-        assert_eq!(body_string(&hub.since("ch", 3)), r#"{"last_id":3,"messages":[]}"#);
+        assert_eq!(
+            body_string(&hub.since("ch", 3)),
+            r#"{"last_id":3,"messages":[]}"#
+        );
     }
 }

@@ -1,1 +1,383 @@
-//! server
+//! The only code that knows `mio`: the listener, the connection table, readiness, timers and
+//! shutdown. It moves bytes between sockets and the sans-IO cores and nothing else; what the bytes
+//! mean is decided in `http` (this module's request handling) and the protocol modules.
+//!
+//! One event-loop thread serves every connection. Readiness is edge-triggered, so each connection
+//! remembers whether it is still readable / writable and is driven until `WouldBlock`; its mio
+//! interest is derived from its state after every step (write interest only while output waits).
+mod connection;
+mod date;
+mod http;
+mod router;
+mod timers;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use connection::{Connection, Phase, ReadOutcome};
+use date::DateCache;
+use timers::Timers;
+
+/// The listening socket's token.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// The token of the waker that asks the loop to shut down.
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// How long to wait before accepting again after running out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Asks a running server to shut down gracefully, from any thread.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    requested: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        // If the wake fails the loop is already gone.
+        let _ = self.waker.wake();
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    conns: Slab<Connection>,
+    hub: Hub,
+    timers: Timers,
+    config: Config,
+    date: DateCache,
+    /// The time of the current loop iteration: cores get time from here, never from the clock.
+    now: Instant,
+    /// Connections to drive before the loop sleeps again (woken by a publish, a timer…).
+    dirty: Vec<usize>,
+    shutdown: ShutdownHandle,
+    /// Set once shutdown began: the moment every connection is closed regardless.
+    shutdown_deadline: Option<Instant>,
+    /// Accepting paused (out of file descriptors) until this moment.
+    accept_paused_until: Option<Instant>,
+}
+
+impl Server {
+    /// Binds the listener; the server runs when [`Server::run`] is called.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let local_addr = listener.local_addr()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut date = DateCache::default();
+        date.refresh();
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            conns: Slab::new(),
+            hub: Hub::new(config.history),
+            timers: Timers::default(),
+            config,
+            date,
+            now: Instant::now(),
+            dirty: Vec::new(),
+            shutdown: ShutdownHandle {
+                requested: Arc::new(AtomicBool::new(false)),
+                waker,
+            },
+            shutdown_deadline: None,
+            accept_paused_until: None,
+        })
+    }
+
+    /// The address actually bound (the real port when the configured one was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shutdown is requested and every connection has finished (or the grace period
+    /// has passed).
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let wake_at = [
+                self.timers.next_deadline(),
+                self.accept_paused_until,
+                self.shutdown_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.now = Instant::now();
+            self.date.refresh();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {
+                        if self.shutdown.requested.load(Ordering::SeqCst) {
+                            self.begin_shutdown();
+                        }
+                    }
+                    Token(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                conn.readable = true;
+                            }
+                            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                                conn.writable = true;
+                            }
+                            self.dirty.push(key);
+                        }
+                    }
+                }
+            }
+            if self.accept_paused_until.is_some_and(|t| t <= self.now) {
+                self.accept_paused_until = None;
+                self.accept_all();
+            }
+            self.drive_dirty();
+            for key in self.timers.expired(self.now) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.deadline = None;
+                    self.on_deadline(key);
+                    self.dirty.push(key);
+                }
+            }
+            self.drive_dirty();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() {
+                    return Ok(());
+                }
+                if self.now >= deadline {
+                    log::info!(
+                        "shutdown grace over; closing {} connections",
+                        self.conns.len()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        loop {
+            let (mut socket, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the pending connections stay queued; try again shortly.
+                    log::warn!("accept failed: {e}; pausing accepts");
+                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    return;
+                }
+            };
+            if self.conns.len() >= self.config.max_connections {
+                log::debug!("{peer}: refused, {} connections open", self.conns.len());
+                let mut head = Vec::new();
+                http::encode_refusal_503(self.date.value(), &mut head);
+                // Best effort on a fresh socket: the response fits in its send buffer.
+                let _ = socket.write(&head);
+                continue;
+            }
+            // Small writes (one message) must leave at once: latency is what is measured.
+            let _ = socket.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut socket, Token(key), Interest::READABLE)
+            {
+                log::warn!("{peer}: register failed: {e}");
+                continue;
+            }
+            entry.insert(Connection::new(socket, self.now));
+            self.dirty.push(key);
+        }
+    }
+
+    fn drive_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            self.drive(key);
+        }
+    }
+
+    /// The input buffer's high-water mark: reading pauses above it until the core consumes.
+    fn input_cap(&self) -> usize {
+        self.config.http.max_head + 16 * 1024
+    }
+
+    /// Reads, lets the cores consume, writes, until nothing moves; then re-derives interest and
+    /// deadline.
+    fn drive(&mut self, key: usize) {
+        let cap = self.input_cap();
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let read = match conn.fill_input(cap, self.now) {
+                Ok(ReadOutcome::Read(n)) => n,
+                Ok(ReadOutcome::Eof) => 0,
+                Err(e) => {
+                    log::debug!("c{key}: read error: {e}");
+                    self.close(key);
+                    return;
+                }
+            };
+            let progressed = self.process(key);
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if let Err(e) = conn.flush() {
+                log::debug!("c{key}: write error: {e}");
+                self.close(key);
+                return;
+            }
+            if self.close_if_done(key) {
+                return;
+            }
+            if read == 0 && !progressed {
+                break;
+            }
+        }
+        self.update_registration(key);
+        self.update_deadline(key);
+    }
+
+    /// Closes the connection when its work is over; true when it was closed.
+    fn close_if_done(&mut self, key: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return true;
+        };
+        let done = match &mut conn.phase {
+            Phase::Closing { write_shut, .. } => {
+                if conn.output.is_empty() && !*write_shut {
+                    *write_shut = true;
+                    // Half-close: the peer sees the end of our answer, and we read until its EOF.
+                    let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+                }
+                *write_shut && conn.peer_closed
+            }
+            // A parked client that goes away is forgotten at once.
+            Phase::Parked { .. } | Phase::ReadingBody { .. } => conn.peer_closed,
+            Phase::AwaitingHead => {
+                if conn.peer_closed {
+                    // Requests already complete were handled by `process`; finish their output.
+                    conn.phase = Phase::Closing {
+                        since: self.now,
+                        write_shut: false,
+                    };
+                    return self.close_if_done(key);
+                }
+                false
+            }
+        };
+        if done {
+            self.close(key);
+        }
+        done
+    }
+
+    fn update_registration(&mut self, key: usize) {
+        let cap = self.input_cap();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let wanted = conn.wanted_interest(cap);
+        if wanted != conn.registered {
+            match self
+                .poll
+                .registry()
+                .reregister(&mut conn.socket, Token(key), wanted)
+            {
+                Ok(()) => conn.registered = wanted,
+                Err(e) => {
+                    log::debug!("c{key}: reregister failed: {e}");
+                    self.close(key);
+                }
+            }
+        }
+    }
+
+    fn update_deadline(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let c = &self.config;
+        let new = match &conn.phase {
+            Phase::AwaitingHead if conn.input.is_empty() && conn.requests > 0 => {
+                conn.last_activity + c.idle_timeout
+            }
+            Phase::AwaitingHead => conn.head_started + c.head_timeout,
+            Phase::ReadingBody { .. } => conn.last_activity + c.idle_timeout,
+            Phase::Parked { deadline, .. } => *deadline,
+            Phase::Closing { since, .. } => *since + c.shutdown_grace,
+        };
+        let old = conn.deadline.replace(new);
+        self.timers.reschedule(key, old, Some(new));
+    }
+
+    /// Removes a connection: its timer, its subscriptions, its socket.
+    fn close(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let mut conn = self.conns.remove(key);
+        self.timers.reschedule(key, conn.deadline, None);
+        if let Phase::Parked { channel, .. } = &conn.phase {
+            self.hub.unsubscribe(channel, key);
+        }
+        // Deregistering before the socket drops keeps mio's bookkeeping exact.
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        log::trace!("c{key}: closed after {} requests", conn.requests);
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!("shutting down: {} connections open", self.conns.len());
+        self.shutdown_deadline = Some(self.now + self.config.shutdown_grace);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.on_shutdown(key);
+            self.dirty.push(key);
+        }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+}

@@ -1,0 +1,172 @@
+//! One client connection: its socket, buffers, readiness and the phase its protocol is in.
+use std::io::{self, Read};
+use std::time::Instant;
+
+use mio::Interest;
+use mio::net::TcpStream;
+
+use super::router::Route;
+use crate::http1::{BodyDecoder, HeadReader};
+use crate::outbuf::OutQueue;
+
+/// Bytes asked of the socket per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What the response to a request must respect: the client's version and whether the connection
+/// stays open after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exchange {
+    pub minor_version: u8,
+    pub keep_alive: bool,
+}
+
+/// Where the connection is in its life. Every protocol state of a connection is a variant here, so
+/// the transitions can be read in one place (`server::http`).
+///
+/// ```text
+///            ┌──────────── response sent, keep-alive ─────────────┐
+///            ▼                                                    │
+///  accept ─► AwaitingHead ─► ReadingBody ─► (handled) ─► respond ─┤
+///               │   │                          │                  │
+///               │   └──── long-poll, nothing new ─► Parked ─► publish / timeout
+///               │                                                 │
+///               └── bad input / Connection: close / EOF ─► Closing ◄┘ (not keep-alive)
+/// ```
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Waiting for (the rest of) a request head.
+    AwaitingHead,
+    /// Reading the body of a request whose head has been parsed.
+    ReadingBody {
+        exchange: Exchange,
+        route: Route,
+        decoder: BodyDecoder,
+        body: Vec<u8>,
+    },
+    /// A long-poll waiting for a message after `since`, until `deadline`.
+    Parked {
+        exchange: Exchange,
+        channel: Box<str>,
+        since: u64,
+        deadline: Instant,
+    },
+    /// No more requests: flush what is queued, shut down our side, drain the peer until it closes
+    /// (a lingering close, RFC 9112 §9.6, so unread input does not reset the response away).
+    Closing { since: Instant, write_shut: bool },
+}
+
+/// Why reading stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadOutcome {
+    /// Read this many bytes (possibly 0 when not readable or the buffer is full).
+    Read(usize),
+    /// The peer shut its side (read returned 0).
+    Eof,
+}
+
+pub(crate) struct Connection {
+    pub socket: TcpStream,
+    pub input: Vec<u8>,
+    pub output: OutQueue,
+    pub head_reader: HeadReader,
+    pub phase: Phase,
+    /// mio reported readable and no `WouldBlock` has been seen since (edge-triggered readiness).
+    pub readable: bool,
+    /// mio reported writable and no `WouldBlock` has been seen since.
+    pub writable: bool,
+    /// The peer has shut its side of the connection.
+    pub peer_closed: bool,
+    /// The interest currently registered with mio.
+    pub registered: Interest,
+    /// The deadline currently in the timer queue.
+    pub deadline: Option<Instant>,
+    /// When the current request head began (or the connection opened).
+    pub head_started: Instant,
+    /// When the last response was queued, or the last body bytes arrived.
+    pub last_activity: Instant,
+    /// Requests answered on this connection so far.
+    pub requests: u64,
+}
+
+impl Connection {
+    pub(crate) fn new(socket: TcpStream, now: Instant) -> Connection {
+        Connection {
+            socket,
+            input: Vec::new(),
+            output: OutQueue::new(),
+            head_reader: HeadReader::new(),
+            phase: Phase::AwaitingHead,
+            readable: true,
+            writable: true,
+            peer_closed: false,
+            registered: Interest::READABLE,
+            deadline: None,
+            head_started: now,
+            last_activity: now,
+            requests: 0,
+        }
+    }
+
+    /// Reads while the socket has data and the input buffer is under `cap`.
+    pub(crate) fn fill_input(&mut self, cap: usize, now: Instant) -> io::Result<ReadOutcome> {
+        let mut total = 0;
+        while self.readable && !self.peer_closed && self.input.len() < cap {
+            let start = self.input.len();
+            if start == 0 && matches!(self.phase, Phase::AwaitingHead) {
+                self.head_started = now;
+            }
+            self.input.resize(start + READ_CHUNK, 0);
+            let result = self.socket.read(&mut self.input[start..]);
+            let n = match result {
+                Ok(n) => n,
+                Err(e) => {
+                    self.input.truncate(start);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => {
+                            self.readable = false;
+                            break;
+                        }
+                        io::ErrorKind::Interrupted => continue,
+                        _ => return Err(e),
+                    }
+                }
+            };
+            self.input.truncate(start + n);
+            if n == 0 {
+                self.peer_closed = true;
+                self.readable = false;
+                return Ok(ReadOutcome::Eof);
+            }
+            total += n;
+        }
+        if matches!(self.phase, Phase::Closing { .. }) {
+            // A closing connection reads only to drain the peer.
+            self.input.clear();
+        }
+        Ok(ReadOutcome::Read(total))
+    }
+
+    /// Writes queued output until the socket would block or the queue is empty.
+    pub(crate) fn flush(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while self.writable && !self.output.is_empty() {
+            match self.output.write_to(&mut self.socket) {
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// The interest the connection needs now, derived from its state (never set piecemeal).
+    pub(crate) fn wanted_interest(&self, input_cap: usize) -> Interest {
+        let read = !self.peer_closed && self.input.len() < input_cap;
+        match (read, !self.output.is_empty()) {
+            (_, false) => Interest::READABLE,
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+        }
+    }
+}

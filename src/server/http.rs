@@ -1,0 +1,418 @@
+//! Request handling: turning parsed requests into responses and phase changes. Every transition of
+//! [`Phase`] outside connection setup and teardown happens in this file.
+use std::time::Duration;
+
+use super::Server;
+use super::connection::{Exchange, Phase};
+use super::router::{self, Refusal, Route};
+use crate::http1::request::leading_empty_lines;
+use crate::http1::response::CONTINUE_100;
+use crate::http1::{
+    BodyDecoder, BodyFraming, RequestError, RequestHead, ResponseBody, ResponseHead, Status,
+};
+use crate::hub::{Published, Subscription};
+use crate::outbuf::Segment;
+use crate::polling;
+
+/// Extra header fields of every poll answer: a poll result must never come from a cache.
+const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
+
+/// A 503 for a connection over the limit, written straight to the fresh socket.
+pub(super) fn encode_refusal_503(date: &str, out: &mut Vec<u8>) {
+    let body = b"503 Service Unavailable: too many connections\n";
+    ResponseHead {
+        status: Status::SERVICE_UNAVAILABLE,
+        minor_version: 1,
+        date,
+        body: ResponseBody::Length(body.len()),
+        keep_alive: Some(false),
+        content_type: Some("text/plain; charset=utf-8"),
+        extra: &[("Retry-After", "1")],
+    }
+    .encode(out);
+    out.extend_from_slice(body);
+}
+
+impl Server {
+    /// Lets the connection's current phase consume its input. Returns whether anything happened.
+    pub(super) fn process(&mut self, key: usize) -> bool {
+        let mut progressed = false;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return progressed;
+            };
+            match &mut conn.phase {
+                Phase::Closing { .. } | Phase::Parked { .. } => return progressed,
+                Phase::ReadingBody { decoder, body, .. } => {
+                    if conn.input.is_empty() {
+                        return progressed;
+                    }
+                    match decoder.decode(&conn.input, body, self.config.max_message_size) {
+                        Err(e) => {
+                            self.refuse(key, e);
+                            return true;
+                        }
+                        Ok(n) => {
+                            conn.input.drain(..n);
+                            conn.last_activity = self.now;
+                            progressed |= n > 0;
+                            if !decoder.is_done() {
+                                return progressed;
+                            }
+                            let Phase::ReadingBody {
+                                exchange,
+                                route,
+                                body,
+                                ..
+                            } = std::mem::replace(&mut conn.phase, Phase::AwaitingHead)
+                            else {
+                                unreachable!("matched ReadingBody above");
+                            };
+                            self.handle(key, exchange, route, body);
+                        }
+                    }
+                }
+                Phase::AwaitingHead => {
+                    // Pipelined requests wait while a slow reader has not taken earlier answers.
+                    if conn.output.len() >= self.config.max_pending_output {
+                        return progressed;
+                    }
+                    let skip = leading_empty_lines(&conn.input);
+                    if skip > 0 {
+                        conn.input.drain(..skip);
+                        progressed = true;
+                    }
+                    match conn.head_reader.decode(&conn.input, &self.config.http) {
+                        Ok(None) => return progressed,
+                        Err(e) => {
+                            self.refuse(key, e);
+                            return true;
+                        }
+                        Ok(Some(head)) => {
+                            conn.input.drain(..head.len);
+                            conn.head_started = self.now;
+                            progressed = true;
+                            self.begin_request(key, head);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A head has arrived: decide its framing and route, then read its body or handle it.
+    fn begin_request(&mut self, key: usize, head: RequestHead) {
+        log::debug!("c{key}: {head}");
+        let framing = match BodyFraming::decide(&head) {
+            Ok(f) => f,
+            Err(e) => return self.refuse(key, e),
+        };
+        let expects_continue = match head.header("expect") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case(b"100-continue") => true,
+            Some(_) => return self.refuse(key, RequestError::UnsupportedExpectation),
+        };
+        if matches!(framing, BodyFraming::Length(n) if n > self.config.max_message_size as u64) {
+            return self.refuse(key, RequestError::BodyTooLarge);
+        }
+        let exchange = Exchange {
+            minor_version: head.minor_version,
+            keep_alive: head.keep_alive() && !self.is_shutting_down(),
+        };
+        let decoder = BodyDecoder::new(framing);
+        let route = match router::route(&head) {
+            Ok(route) => route,
+            Err(refusal) => {
+                // The body is not read, so nothing after it can be framed: close.
+                let exchange = Exchange {
+                    keep_alive: exchange.keep_alive && decoder.is_none(),
+                    ..exchange
+                };
+                return self.respond_refusal(key, exchange, refusal);
+            }
+        };
+        match decoder {
+            None => self.handle(key, exchange, route, Vec::new()),
+            Some(decoder) => {
+                let Some(conn) = self.conns.get_mut(key) else {
+                    return;
+                };
+                // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant 100-continue.
+                if expects_continue && exchange.minor_version == 1 {
+                    conn.output.push_bytes(CONTINUE_100);
+                }
+                conn.last_activity = self.now;
+                conn.phase = Phase::ReadingBody {
+                    exchange,
+                    route,
+                    decoder,
+                    body: Vec::new(),
+                };
+            }
+        }
+    }
+
+    /// A complete request: answer it, park it, or switch protocols.
+    fn handle(&mut self, key: usize, exchange: Exchange, route: Route, body: Vec<u8>) {
+        match route {
+            Route::Publish { channel } => {
+                let Ok(text) = String::from_utf8(body) else {
+                    return self.respond_refusal(
+                        key,
+                        exchange,
+                        Refusal {
+                            status: 400,
+                            reason: "message body is not UTF-8".into(),
+                            allow: None,
+                        },
+                    );
+                };
+                let published = self.hub.publish(&channel, text.into_boxed_str());
+                let answer = format!(
+                    "{{\"channel\":{},\"id\":{}}}",
+                    serde_json::Value::from(&*channel),
+                    published.message.id
+                );
+                self.respond(
+                    key,
+                    exchange,
+                    Status::OK,
+                    Some("application/json"),
+                    &[],
+                    vec![Segment::Owned(answer.into_bytes())],
+                );
+                self.fan_out(&channel, published);
+            }
+            Route::Poll { channel, query } => {
+                let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
+                let backlog = self.hub.since(&channel, since);
+                if query.since.is_some() && !polling::has_news(&backlog) {
+                    self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
+                } else {
+                    let (segments, _) = polling::encode_body(&backlog);
+                    self.respond(
+                        key,
+                        exchange,
+                        Status::OK,
+                        Some("application/json"),
+                        &[NO_STORE],
+                        segments,
+                    );
+                }
+            }
+            Route::LongPoll { channel, query } => {
+                let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
+                let backlog = self.hub.since(&channel, since);
+                if polling::has_news(&backlog) {
+                    let (segments, _) = polling::encode_body(&backlog);
+                    return self.respond(
+                        key,
+                        exchange,
+                        Status::OK,
+                        Some("application/json"),
+                        &[NO_STORE],
+                        segments,
+                    );
+                }
+                let wait = query
+                    .timeout
+                    .unwrap_or(self.config.longpoll_timeout)
+                    .min(self.config.longpoll_max_timeout);
+                self.park(key, exchange, channel, since, wait);
+            }
+        }
+    }
+
+    fn park(
+        &mut self,
+        key: usize,
+        exchange: Exchange,
+        channel: Box<str>,
+        since: u64,
+        wait: Duration,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        self.hub.subscribe(&channel, key, Subscription::Once);
+        conn.phase = Phase::Parked {
+            exchange,
+            channel,
+            since,
+            deadline: self.now + wait,
+        };
+    }
+
+    /// Delivers a published message to the channel's subscribers.
+    fn fan_out(&mut self, channel: &str, published: Published) {
+        for (key, _how) in published.subscribers {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if let Phase::Parked {
+                exchange, since, ..
+            } = &conn.phase
+            {
+                let (exchange, since) = (*exchange, *since);
+                conn.phase = Phase::AwaitingHead;
+                let (segments, _) = polling::encode_body(&self.hub.since(channel, since));
+                self.respond(
+                    key,
+                    exchange,
+                    Status::OK,
+                    Some("application/json"),
+                    &[NO_STORE],
+                    segments,
+                );
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// A connection's deadline passed.
+    pub(super) fn on_deadline(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &conn.phase {
+            Phase::AwaitingHead if conn.input.is_empty() && conn.requests > 0 => {
+                log::debug!("c{key}: idle timeout");
+                self.close(key);
+            }
+            Phase::AwaitingHead | Phase::ReadingBody { .. } => {
+                log::debug!("c{key}: request timeout");
+                let exchange = Exchange {
+                    minor_version: 1,
+                    keep_alive: false,
+                };
+                self.respond_refusal(
+                    key,
+                    exchange,
+                    Refusal {
+                        status: 408,
+                        reason: "request not received in time".into(),
+                        allow: None,
+                    },
+                );
+            }
+            Phase::Parked {
+                exchange, channel, ..
+            } => {
+                let exchange = *exchange;
+                self.hub.unsubscribe(channel, key);
+                conn.phase = Phase::AwaitingHead;
+                self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
+            }
+            Phase::Closing { .. } => self.close(key),
+        }
+    }
+
+    /// Shutdown began: end what can be ended now; the rest drains within the grace period.
+    pub(super) fn on_shutdown(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match &conn.phase {
+            Phase::AwaitingHead if conn.input.is_empty() => {
+                conn.phase = Phase::Closing {
+                    since: self.now,
+                    write_shut: false,
+                };
+            }
+            Phase::Parked {
+                exchange, channel, ..
+            } => {
+                let exchange = Exchange {
+                    keep_alive: false,
+                    ..*exchange
+                };
+                self.hub.unsubscribe(channel, key);
+                conn.phase = Phase::AwaitingHead;
+                self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
+            }
+            // A request under way is finished (its answer says Connection: close).
+            Phase::AwaitingHead | Phase::ReadingBody { .. } | Phase::Closing { .. } => {}
+        }
+    }
+
+    /// Answers a request that broke a protocol rule, and closes.
+    fn refuse(&mut self, key: usize, error: RequestError) {
+        log::debug!("c{key}: refused: {error}");
+        let exchange = Exchange {
+            minor_version: 1,
+            keep_alive: false,
+        };
+        self.respond_refusal(
+            key,
+            exchange,
+            Refusal {
+                status: error.status(),
+                reason: error.to_string(),
+                allow: None,
+            },
+        );
+    }
+
+    fn respond_refusal(&mut self, key: usize, exchange: Exchange, refusal: Refusal) {
+        log::debug!("c{key}: {} {}", refusal.status, refusal.reason);
+        let status = Status(refusal.status);
+        let body = format!("{status}: {}\n", refusal.reason);
+        let allow = refusal.allow.map(|a| [("Allow", a)]);
+        self.respond(
+            key,
+            exchange,
+            status,
+            Some("text/plain; charset=utf-8"),
+            allow.as_ref().map_or(&[][..], |a| &a[..]),
+            vec![Segment::Owned(body.into_bytes())],
+        );
+    }
+
+    /// Queues a complete response and moves the connection to its next phase.
+    fn respond(
+        &mut self,
+        key: usize,
+        exchange: Exchange,
+        status: Status,
+        content_type: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Vec<Segment>,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let keep_alive = exchange.keep_alive && self.shutdown_deadline.is_none();
+        let body_len = body.iter().map(Segment::len).sum();
+        let mut head = Vec::with_capacity(160);
+        ResponseHead {
+            status,
+            minor_version: exchange.minor_version,
+            date: self.date.value(),
+            body: ResponseBody::Length(body_len),
+            // HTTP/1.1 keeps alive unless told; HTTP/1.0 is told both ways.
+            keep_alive: if keep_alive && exchange.minor_version == 1 {
+                None
+            } else {
+                Some(keep_alive)
+            },
+            content_type,
+            extra,
+        }
+        .encode(&mut head);
+        conn.output.push_bytes(&head);
+        for segment in body {
+            conn.output.push(segment);
+        }
+        conn.requests += 1;
+        conn.last_activity = self.now;
+        conn.head_reader = Default::default();
+        conn.phase = if keep_alive {
+            Phase::AwaitingHead
+        } else {
+            Phase::Closing {
+                since: self.now,
+                write_shut: false,
+            }
+        };
+    }
+}
