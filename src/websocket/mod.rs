@@ -1,1 +1,54 @@
-//! websocket
+//! WebSocket (RFC 6455), server side, sans-IO.
+//!
+//! This module owns the WebSocket protocol: checking the upgrade request and computing
+//! `Sec-WebSocket-Accept` ([`handshake`]), framing ([`frame`], [`mask`]), message assembly with
+//! incremental UTF-8 validation ([`utf8`]), the closing handshake ([`close`]) and the per-connection
+//! state machine ([`session`]) that turns client bytes into [`Event`]s and owed control frames.
+//!
+//! It never touches a socket, a timer or the clock: the driver reads bytes and hands them to
+//! [`Session::receive`], writes what [`Session::poll_transmit`] appends, encodes outgoing data
+//! messages with [`encode_frame`], and decides when to ping or give up on a silent peer.
+//! HTTP parsing and error responses belong to the HTTP layer; no extension or subprotocol is
+//! negotiated.
+//!
+//! # Session lifecycle
+//!
+//! ```text
+//!                  Session::new
+//!                       |
+//!                       v
+//!   +--------------- Open ----------------+
+//!   |                                     |
+//!   | close(code) / protocol error        | peer Close received
+//!   | (our Close queued)                  | (reply echoing its code queued
+//!   v                                     |  in the same receive call)
+//! ClosingByUs                             |
+//!   |  data read and dropped,             |
+//!   |  nothing more sent                  |
+//!   | peer Close received                 |
+//!   v                                     v
+//! Closed  <-------------------------------+
+//!     driver flushes poll_transmit, then closes TCP
+//! ```
+//!
+//! `ClosingByPeer` exists in [`State`] for completeness but is never entered: a peer's Close is
+//! answered at once. After a protocol error the session stays in `ClosingByUs` and drops all
+//! further input; the driver closes after flushing without waiting for the peer.
+
+pub mod close;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod session;
+pub mod utf8;
+
+pub use close::{CloseCode, encode_close_payload, is_valid_received_code, parse_close_payload};
+pub use error::ProtocolError;
+pub use frame::{FrameHead, Opcode, dissect_frame, encode_frame, frame_len};
+pub use handshake::{
+    GUID, HandshakeError, accept_key, encode_switching_protocols, validate_upgrade,
+};
+pub use mask::apply_mask;
+pub use session::{Event, Session, State};
+pub use utf8::{InvalidUtf8, Utf8Validator};

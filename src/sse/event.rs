@@ -1,0 +1,755 @@
+//! Encoding events for the wire, and a permissive view over encoded bytes for traces.
+//!
+//! The server encodes each published message once ([`encode_shared`] or [`encode_event`]) and shares the
+//! bytes among all subscribers; [`encoded_len`] is exact, so buffers are sized before encoding.
+//!
+//! Every encoder writes `name: value` with exactly one space after the colon. A client strips exactly one
+//! leading space from a value, so the space it strips is always the one written here and a value that
+//! itself starts with spaces keeps them (`data:  x` carries `" x"`).
+//!
+//! Single-line values (the event type, comment text) cannot carry a line end: a CR or LF there would end
+//! the line and make the rest a field of its own. Encoders replace each CR and LF with a space (same byte
+//! length, so the lengths stay exact); use [`check_single_line`] to reject such values earlier instead.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use super::error::Error;
+
+/// The type a client gives an event that had no `event` field ("Interpreting an event stream").
+pub const DEFAULT_EVENT_TYPE: &str = "message";
+
+const EVENT_PREFIX: &[u8] = b"event: ";
+const ID_PREFIX: &[u8] = b"id: ";
+const DATA_PREFIX: &[u8] = b"data: ";
+const RETRY_PREFIX: &[u8] = b"retry: ";
+const COMMENT_PREFIX: &[u8] = b": ";
+
+/// Longest value (in characters) that traces print before eliding the rest.
+const TRACE_VALUE_CHARS: usize = 64;
+
+/// Exact number of bytes [`encode_event`] writes for these arguments.
+pub fn encoded_len(id: Option<u64>, event: Option<&str>, data: &str) -> usize {
+    let event_len = event.map_or(0, |name| EVENT_PREFIX.len() + name.len() + 1);
+    let id_len = id.map_or(0, |id| ID_PREFIX.len() + decimal_len(id) + 1);
+    let data_len: usize = DataLines::new(data)
+        .map(|line| DATA_PREFIX.len() + line.len() + 1)
+        .sum();
+    event_len + id_len + data_len + 1
+}
+
+/// Appends one event to `out`: `event: X\n` (if any), `id: N\n` (if any), one `data: ` line per line of
+/// `data`, then the blank line that makes a client dispatch it.
+///
+/// `data` is split on CRLF, lone CR and lone LF; a client joins the lines with LF, so it sees exactly
+/// `data` up to line-end normalization (see [`normalize_line_ends`]). Empty `data` still writes one
+/// `data: \n` line, because a client does not dispatch an event whose data buffer is empty; a trailing
+/// line end writes a trailing empty `data: \n` line, which is how the client gets it back.
+///
+/// CR and LF in `event` are replaced by spaces (see the module doc). Writes exactly
+/// [`encoded_len`]`(id, event, data)` bytes.
+pub fn encode_event(id: Option<u64>, event: Option<&str>, data: &str, out: &mut Vec<u8>) {
+    out.reserve(encoded_len(id, event, data));
+    if let Some(name) = event {
+        out.extend_from_slice(EVENT_PREFIX);
+        push_single_line(name, out);
+        out.push(b'\n');
+    }
+    if let Some(id) = id {
+        out.extend_from_slice(ID_PREFIX);
+        push_decimal(id, out);
+        out.push(b'\n');
+    }
+    for line in DataLines::new(data) {
+        out.extend_from_slice(DATA_PREFIX);
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}
+
+/// Encodes one event into an exactly sized shared buffer, for the subscribers' output queues.
+pub fn encode_shared(id: Option<u64>, event: Option<&str>, data: &str) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(encoded_len(id, event, data));
+    encode_event(id, event, data, &mut out);
+    out.into()
+}
+
+/// Exact number of bytes [`encode_retry`] writes.
+pub fn encoded_retry_len(millis: u64) -> usize {
+    RETRY_PREFIX.len() + decimal_len(millis) + 2
+}
+
+/// Appends `retry: N\n\n`: the client's reconnection time in milliseconds, as a block of its own.
+///
+/// The trailing blank line finds an empty data buffer, so a client dispatches nothing; the block can
+/// therefore go before the first event or between any two events without touching them.
+pub fn encode_retry(millis: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(RETRY_PREFIX);
+    push_decimal(millis, out);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Exact number of bytes [`encode_comment`] writes.
+pub fn encoded_comment_len(text: &str) -> usize {
+    COMMENT_PREFIX.len() + text.len() + 1
+}
+
+/// Appends `: text\n`, a comment line clients ignore (heartbeats). CR and LF in `text` become spaces.
+///
+/// A comment changes no client state, so it may be written anywhere, even between the lines of an event;
+/// the server writes it between events.
+pub fn encode_comment(text: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(COMMENT_PREFIX);
+    push_single_line(text, out);
+    out.push(b'\n');
+}
+
+/// Checks that `value` fits on one line (an event type, comment text) without being altered.
+pub fn check_single_line(value: &str) -> Result<(), Error> {
+    match value.find(['\r', '\n']) {
+        Some(offset) => Err(Error::LineEndInValue { offset }),
+        None => Ok(()),
+    }
+}
+
+/// What a client reconstructs from `data` after [`encode_event`]: CRLF and lone CR become LF.
+pub fn normalize_line_ends(data: &str) -> String {
+    let mut out = String::with_capacity(data.len());
+    for (i, line) in DataLines::new(data).enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// The lines of a data value, split on CRLF, lone CR and lone LF. A trailing line end yields a final
+/// empty line and the empty string yields one empty line, so joining with LF gives the text back.
+struct DataLines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> DataLines<'a> {
+    fn new(data: &'a str) -> Self {
+        DataLines { rest: Some(data) }
+    }
+}
+
+impl<'a> Iterator for DataLines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let Some((line, tail)) = rest
+            .find(['\r', '\n'])
+            .and_then(|i| rest.split_at_checked(i))
+        else {
+            self.rest = None;
+            return Some(rest);
+        };
+        let after = tail
+            .strip_prefix("\r\n")
+            .or_else(|| tail.get(1..))
+            .unwrap_or("");
+        self.rest = Some(after);
+        Some(line)
+    }
+}
+
+fn push_single_line(value: &str, out: &mut Vec<u8>) {
+    if check_single_line(value).is_ok() {
+        out.extend_from_slice(value.as_bytes());
+    } else {
+        out.extend(value.bytes().map(|b| match b {
+            b'\r' | b'\n' => b' ',
+            other => other,
+        }));
+    }
+}
+
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
+/// Writes `text` quoted and escaped, lossily decoded, elided after [`TRACE_VALUE_CHARS`] characters.
+pub(super) fn write_quoted(f: &mut dyn fmt::Write, text: &[u8]) -> fmt::Result {
+    let text = String::from_utf8_lossy(text);
+    match text.char_indices().nth(TRACE_VALUE_CHARS) {
+        Some((cut, _)) => write!(f, "{:?}...", text.get(..cut).unwrap_or_default()),
+        None => write!(f, "{text:?}"),
+    }
+}
+
+/// A permissive view over encoded event-stream bytes, for traces.
+///
+/// It describes anything split into lines, including bytes a client would ignore or never dispatch;
+/// [`Line::check`] says what a client would make of each line. `Display` is one line; [`dissect`] prints
+/// a field-by-field tree.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    bytes: &'a [u8],
+}
+
+/// One line of an [`EventView`]: content and the line end that closed it (empty if none yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// Offset of the line in the viewed bytes.
+    pub offset: usize,
+    /// The line without its line end.
+    pub content: &'a [u8],
+    /// `\n`, `\r`, `\r\n`, or empty when the bytes ended first.
+    pub terminator: &'a [u8],
+}
+
+/// What a line is, by the rules of "Interpreting an event stream".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind<'a> {
+    /// Empty line: dispatch the event.
+    Blank,
+    /// Starts with `:`; ignored by clients. The text after the colon, unstripped.
+    Comment(&'a [u8]),
+    /// `name:value` with one leading space stripped from the value, or a bare `name` with empty value.
+    Field { name: &'a [u8], value: &'a [u8] },
+}
+
+impl<'a> EventView<'a> {
+    /// Views `bytes`; never fails, whatever they hold.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        EventView { bytes }
+    }
+
+    /// The viewed bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Length of a leading UTF-8 byte order mark (0 or 3), which a client strips at stream start.
+    pub fn bom_len(&self) -> usize {
+        if self.bytes.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        }
+    }
+
+    /// The lines after any BOM.
+    pub fn lines(&self) -> Lines<'a> {
+        let start = self.bom_len();
+        Lines {
+            rest: self.bytes.get(start..).unwrap_or_default(),
+            offset: start,
+        }
+    }
+
+    /// Bytes of `data` values: what the subscriber asked for.
+    pub fn payload_len(&self) -> usize {
+        self.lines()
+            .filter_map(|line| match line.kind() {
+                LineKind::Field {
+                    name: b"data",
+                    value,
+                } => Some(value.len()),
+                _ => None,
+            })
+            .sum()
+    }
+
+    /// Every byte that is not a `data` value: field names, separators, other fields, line ends, BOM.
+    pub fn overhead_len(&self) -> usize {
+        self.bytes.len() - self.payload_len()
+    }
+
+    /// [`Error::MissingBlankLine`] when fields follow the last blank line.
+    pub fn check_complete(&self) -> Result<(), Error> {
+        let mut pending_fields = false;
+        for line in self.lines() {
+            match line.kind() {
+                LineKind::Blank => pending_fields = false,
+                LineKind::Field { .. } => pending_fields = true,
+                LineKind::Comment(_) => {}
+            }
+        }
+        if pending_fields {
+            Err(Error::MissingBlankLine)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Iterator over the [`Line`]s of an [`EventView`].
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    rest: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Line<'a>;
+
+    fn next(&mut self) -> Option<Line<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let end = self
+            .rest
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(self.rest.len());
+        let (content, tail) = self.rest.split_at(end);
+        let terminator_len = if tail.starts_with(b"\r\n") {
+            2
+        } else {
+            tail.len().min(1)
+        };
+        let (terminator, rest) = tail.split_at(terminator_len);
+        let line = Line {
+            offset: self.offset,
+            content,
+            terminator,
+        };
+        self.offset += content.len() + terminator.len();
+        self.rest = rest;
+        Some(line)
+    }
+}
+
+impl<'a> Line<'a> {
+    /// Length including the line end.
+    pub fn len(&self) -> usize {
+        self.content.len() + self.terminator.len()
+    }
+
+    /// Whether the line has neither content nor line end (never produced by [`Lines`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Classifies the line the way a client does.
+    pub fn kind(&self) -> LineKind<'a> {
+        if self.content.is_empty() {
+            return LineKind::Blank;
+        }
+        if let Some(text) = self.content.strip_prefix(b":") {
+            return LineKind::Comment(text);
+        }
+        match self.content.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let (name, rest) = self.content.split_at(colon);
+                let value = rest.get(1..).unwrap_or_default();
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                LineKind::Field { name, value }
+            }
+            None => LineKind::Field {
+                name: self.content,
+                value: b"",
+            },
+        }
+    }
+
+    /// The first rule this line breaks, if any.
+    pub fn check(&self) -> Result<(), Error> {
+        if let Err(e) = std::str::from_utf8(self.content) {
+            return Err(Error::InvalidUtf8 {
+                offset: self.offset + e.valid_up_to(),
+            });
+        }
+        if self.terminator.is_empty() {
+            return Err(Error::UnterminatedLine);
+        }
+        match self.kind() {
+            LineKind::Field { name: b"id", value } if value.contains(&0) => {
+                Err(Error::IdContainsNul)
+            }
+            LineKind::Field {
+                name: b"retry",
+                value,
+            } if value.is_empty() || !value.iter().all(u8::is_ascii_digit) => {
+                Err(Error::RetryNotDigits)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `Field: id = "12" (7 bytes)`, `Comment: "hb" (5 bytes)`, `Blank line: dispatch (1 byte)`, with
+/// `(error: ...)` appended when the line breaks a rule.
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind() {
+            LineKind::Blank => f.write_str("Blank line: dispatch")?,
+            LineKind::Comment(text) => {
+                f.write_str("Comment: ")?;
+                write_quoted(f, text)?;
+            }
+            LineKind::Field { name, value } => {
+                f.write_str("Field: ")?;
+                let known = matches!(name, b"event" | b"data" | b"id" | b"retry");
+                if known {
+                    f.write_str(&String::from_utf8_lossy(name))?;
+                } else {
+                    write_quoted(f, name)?;
+                }
+                f.write_str(" = ")?;
+                write_quoted(f, value)?;
+                if !known {
+                    f.write_str(" (unknown field, ignored)")?;
+                }
+            }
+        }
+        let len = self.len();
+        write!(f, " ({len} byte{})", if len == 1 { "" } else { "s" })?;
+        if let Err(e) = self.check() {
+            write!(f, " (error: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One line, tcpdump style:
+/// `SSE event="tick" id="12" data=1 line, 29 bytes (payload 2, overhead 27)`.
+impl fmt::Display for EventView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SSE")?;
+        if self.bom_len() > 0 {
+            f.write_str(" bom")?;
+        }
+        let (mut data_lines, mut comments, mut blanks) = (0usize, 0usize, 0usize);
+        let mut first_error = None;
+        for line in self.lines() {
+            if first_error.is_none() {
+                first_error = line.check().err();
+            }
+            match line.kind() {
+                LineKind::Blank => blanks += 1,
+                LineKind::Comment(_) => comments += 1,
+                LineKind::Field { name: b"data", .. } => data_lines += 1,
+                LineKind::Field { name, value } => {
+                    f.write_char(' ')?;
+                    f.write_str(&String::from_utf8_lossy(name))?;
+                    f.write_char('=')?;
+                    write_quoted(f, value)?;
+                }
+            }
+        }
+        if data_lines > 0 {
+            let plural = if data_lines == 1 { "" } else { "s" };
+            write!(f, " data={data_lines} line{plural}")?;
+        }
+        if comments > 0 {
+            write!(f, " comments={comments}")?;
+        }
+        if blanks > 1 {
+            write!(f, " blocks={blanks}")?;
+        }
+        write!(
+            f,
+            ", {} bytes (payload {}, overhead {})",
+            self.bytes.len(),
+            self.payload_len(),
+            self.overhead_len()
+        )?;
+        if let Some(e) = first_error.or_else(|| self.check_complete().err()) {
+            write!(f, " (error: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends a field-by-field dissection of event-stream bytes to `out`, one line per wire line:
+///
+/// ```text
+/// Server-Sent Events (29 bytes)
+///     Field: event = "tick" (12 bytes)
+///     Field: id = "12" (7 bytes)
+///     Field: data = "hi" (9 bytes)
+///     Blank line: dispatch (1 byte)
+///     Payload: 2 bytes, overhead: 27 bytes
+/// ```
+///
+/// Never panics; whatever breaks a rule is printed inline as `(error: ...)`.
+pub fn dissect(event_bytes: &[u8], out: &mut String) {
+    // Writing into a String cannot fail.
+    let _ = write_dissection(&EventView::new(event_bytes), out);
+}
+
+fn write_dissection(view: &EventView<'_>, out: &mut String) -> fmt::Result {
+    writeln!(out, "Server-Sent Events ({} bytes)", view.bytes().len())?;
+    if view.bom_len() > 0 {
+        writeln!(out, "    Byte order mark (3 bytes)")?;
+    }
+    for line in view.lines() {
+        writeln!(out, "    {line}")?;
+    }
+    if let Err(e) = view.check_complete() {
+        writeln!(out, "    (error: {e})")?;
+    }
+    writeln!(
+        out,
+        "    Payload: {} bytes, overhead: {} bytes",
+        view.payload_len(),
+        view.overhead_len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes into a buffer pre-filled with 0xa5 so a stray write before the end would show.
+    fn encode(id: Option<u64>, event: Option<&str>, data: &str) -> Vec<u8> {
+        let mut out = vec![0xa5; 4];
+        encode_event(id, event, data, &mut out);
+        assert_eq!(out.get(..4), Some(&[0xa5u8; 4][..]), "wrote before the end");
+        assert_eq!(out.len() - 4, encoded_len(id, event, data));
+        out.split_off(4)
+    }
+
+    #[test]
+    fn encodes_event_with_type_id_and_data() {
+        assert_eq!(
+            encode(Some(12), Some("tick"), "hello"),
+            b"event: tick\nid: 12\ndata: hello\n\n"
+        );
+    }
+
+    #[test]
+    fn encodes_data_only() {
+        assert_eq!(encode(None, None, "x"), b"data: x\n\n");
+    }
+
+    #[test]
+    fn encodes_empty_data_as_one_data_line() {
+        assert_eq!(encode(None, None, ""), b"data: \n\n");
+    }
+
+    #[test]
+    fn encodes_each_line_end_kind_as_a_data_line() {
+        assert_eq!(encode(None, None, "a\nb"), b"data: a\ndata: b\n\n");
+        assert_eq!(encode(None, None, "a\rb"), b"data: a\ndata: b\n\n");
+        assert_eq!(encode(None, None, "a\r\nb"), b"data: a\ndata: b\n\n");
+        assert_eq!(
+            encode(None, None, "a\n\r\r\nb"),
+            b"data: a\ndata: \ndata: \ndata: b\n\n"
+        );
+    }
+
+    #[test]
+    fn encodes_trailing_and_leading_line_ends_as_empty_data_lines() {
+        assert_eq!(encode(None, None, "a\n"), b"data: a\ndata: \n\n");
+        assert_eq!(encode(None, None, "\r\n"), b"data: \ndata: \n\n");
+        assert_eq!(encode(None, None, "\ra"), b"data: \ndata: a\n\n");
+    }
+
+    #[test]
+    fn encodes_leading_space_of_data_after_the_separator_space() {
+        assert_eq!(encode(None, None, " x\n  y"), b"data:  x\ndata:   y\n\n");
+    }
+
+    #[test]
+    fn encodes_id_extremes() {
+        assert_eq!(encode(Some(0), None, "x"), b"id: 0\ndata: x\n\n");
+        assert_eq!(
+            encode(Some(u64::MAX), None, "x"),
+            b"id: 18446744073709551615\ndata: x\n\n"
+        );
+        for n in [1, 9, 10, 99, 100, 999_999, 1_000_000, u64::MAX / 10] {
+            let mut out = Vec::new();
+            push_decimal(n, &mut out);
+            assert_eq!(out, n.to_string().as_bytes());
+            assert_eq!(decimal_len(n), out.len());
+        }
+    }
+
+    #[test]
+    fn encodes_event_type_with_line_ends_replaced_by_spaces() {
+        assert_eq!(
+            encode(None, Some("a\r\nb\nc"), "x"),
+            b"event: a  b c\ndata: x\n\n"
+        );
+        assert_eq!(
+            check_single_line("a\nb"),
+            Err(Error::LineEndInValue { offset: 1 })
+        );
+        assert_eq!(check_single_line("a b"), Ok(()));
+    }
+
+    #[test]
+    fn encodes_retry_as_a_block_of_its_own() {
+        let mut out = vec![0xa5];
+        encode_retry(3000, &mut out);
+        assert_eq!(out, b"\xa5retry: 3000\n\n");
+        assert_eq!(out.len() - 1, encoded_retry_len(3000));
+    }
+
+    #[test]
+    fn encodes_comment() {
+        let mut out = Vec::new();
+        encode_comment("hb", &mut out);
+        encode_comment("", &mut out);
+        encode_comment("a\nb", &mut out);
+        assert_eq!(out, b": hb\n: \n: a b\n");
+        assert_eq!(
+            out.len(),
+            encoded_comment_len("hb") + encoded_comment_len("") + encoded_comment_len("a\nb")
+        );
+    }
+
+    #[test]
+    fn encodes_shared_bytes_identical_to_encode_event() {
+        let shared = encode_shared(Some(7), Some("t"), "a\nb");
+        assert_eq!(&shared[..], &encode(Some(7), Some("t"), "a\nb")[..]);
+    }
+
+    #[test]
+    fn encodes_exact_lengths_for_many_inputs() {
+        let datas = [
+            "",
+            "a",
+            "\n",
+            "\r",
+            "\r\n",
+            "\n\r",
+            "é\r\n€",
+            " x",
+            ":",
+            "a\r\r\nb\n",
+            "\u{FEFF}",
+        ];
+        for data in datas {
+            for event in [None, Some(""), Some("tick"), Some("a\rb")] {
+                for id in [None, Some(0), Some(42), Some(u64::MAX)] {
+                    encode(id, event, data);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encodes_normalized_line_ends_like_a_client() {
+        assert_eq!(normalize_line_ends("a\r\nb\rc\nd"), "a\nb\nc\nd");
+        assert_eq!(normalize_line_ends("\r\n\r"), "\n\n");
+        assert_eq!(normalize_line_ends(""), "");
+    }
+
+    #[test]
+    fn decodes_view_of_an_encoded_event() {
+        let bytes = encode(Some(12), Some("tick"), "hi");
+        let mut out = String::new();
+        dissect(&bytes, &mut out);
+        assert_eq!(
+            out,
+            "Server-Sent Events (29 bytes)\n\
+             \x20   Field: event = \"tick\" (12 bytes)\n\
+             \x20   Field: id = \"12\" (7 bytes)\n\
+             \x20   Field: data = \"hi\" (9 bytes)\n\
+             \x20   Blank line: dispatch (1 byte)\n\
+             \x20   Payload: 2 bytes, overhead: 27 bytes\n"
+        );
+        assert_eq!(
+            EventView::new(&bytes).to_string(),
+            "SSE event=\"tick\" id=\"12\" data=1 line, 29 bytes (payload 2, overhead 27)"
+        );
+    }
+
+    #[test]
+    fn decodes_view_payload_and_overhead() {
+        let bytes = encode(None, None, "ab\ncd\r\n");
+        let view = EventView::new(&bytes);
+        assert_eq!(view.payload_len(), 4);
+        assert_eq!(view.overhead_len(), bytes.len() - 4);
+        let kinds: Vec<_> = view.lines().map(|l| l.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                LineKind::Field {
+                    name: b"data",
+                    value: b"ab"
+                },
+                LineKind::Field {
+                    name: b"data",
+                    value: b"cd"
+                },
+                LineKind::Field {
+                    name: b"data",
+                    value: b""
+                },
+                LineKind::Blank,
+            ]
+        );
+    }
+
+    #[test]
+    fn decodes_view_with_rule_breaks_inline() {
+        let bytes = b"\xEF\xBB\xBF: hb\r\nretry: 1x\rid: a\0b\r\nfoo:bar\nx\xFFy\n\ndata: tail";
+        let mut out = String::new();
+        dissect(bytes, &mut out);
+        assert_eq!(
+            out,
+            "Server-Sent Events (51 bytes)\n\
+             \x20   Byte order mark (3 bytes)\n\
+             \x20   Comment: \" hb\" (6 bytes)\n\
+             \x20   Field: retry = \"1x\" (10 bytes) (error: retry is not all ascii digits, field ignored)\n\
+             \x20   Field: id = \"a\\0b\" (9 bytes) (error: id contains NUL, field ignored)\n\
+             \x20   Field: \"foo\" = \"bar\" (unknown field, ignored) (8 bytes)\n\
+             \x20   Field: \"x\u{FFFD}y\" = \"\" (unknown field, ignored) (4 bytes) (error: invalid utf-8 at byte 37, decoded as U+FFFD)\n\
+             \x20   Blank line: dispatch (1 byte)\n\
+             \x20   Field: data = \"tail\" (10 bytes) (error: line has no line end)\n\
+             \x20   (error: no blank line at end, event not dispatched)\n\
+             \x20   Payload: 4 bytes, overhead: 47 bytes\n"
+        );
+        let line = EventView::new(bytes).to_string();
+        assert!(line.starts_with("SSE bom retry=\"1x\" id=\"a\\0b\" foo=\"bar\""));
+        assert!(line.ends_with("(error: retry is not all ascii digits, field ignored)"));
+    }
+
+    #[test]
+    fn decodes_view_of_long_values_elided() {
+        let data = "x".repeat(100);
+        let mut out = String::new();
+        dissect(&encode(None, None, &data), &mut out);
+        assert!(out.contains(&format!("\"{}\"... (107 bytes)", "x".repeat(64))));
+    }
+
+    #[test]
+    fn decodes_view_of_any_bytes_without_panicking() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let alphabet = b"\r\n: \0\xEF\xBB\xBF\xFF\xC3\xA9adiretyv";
+        for _ in 0..2000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 24) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    let pick = (state >> (i % 60)) as usize % alphabet.len();
+                    alphabet.get(pick).copied().unwrap_or(b'a')
+                })
+                .collect();
+            let mut out = String::new();
+            dissect(&bytes, &mut out);
+            let view = EventView::new(&bytes);
+            let _ = view.to_string();
+            assert!(view.payload_len() <= bytes.len());
+            let total: usize = view.lines().map(|l| l.len()).sum();
+            assert_eq!(total + view.bom_len(), bytes.len());
+        }
+    }
+}
