@@ -30,6 +30,19 @@ pub struct Config {
     /// Most bytes queued for one connection before the server stops reading its pipelined requests
     /// (HTTP) or, for a stream, treats it as a slow consumer.
     pub max_pending_output: usize,
+    /// The reconnection delay an SSE stream tells its client (`retry:`).
+    pub sse_retry: Duration,
+    /// Interval between SSE heartbeat comments on an idle stream.
+    pub sse_heartbeat: Duration,
+    /// Interval between server pings on a WebSocket.
+    pub ws_ping_interval: Duration,
+    /// How long a WebSocket peer has to answer a ping with a pong before it is closed.
+    pub ws_pong_timeout: Duration,
+    /// How long to wait for the peer's Close after sending ours before closing TCP.
+    pub ws_close_timeout: Duration,
+    /// When not empty, WebSocket upgrades whose `Origin` is not listed are refused with 403
+    /// (cross-site WebSocket hijacking).
+    pub allowed_origins: Vec<String>,
     /// On shutdown, how long in-flight responses get to drain before every socket is closed.
     pub shutdown_grace: Duration,
 }
@@ -47,6 +60,12 @@ impl Default for Config {
             longpoll_timeout: Duration::from_secs(30),
             longpoll_max_timeout: Duration::from_secs(120),
             max_pending_output: 1024 * 1024,
+            sse_retry: Duration::from_secs(3),
+            sse_heartbeat: Duration::from_secs(15),
+            ws_ping_interval: Duration::from_secs(30),
+            ws_pong_timeout: Duration::from_secs(30),
+            ws_close_timeout: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(2),
         }
     }

@@ -131,11 +131,15 @@ impl OutQueue {
         }
     }
 
-    /// Drops everything queued.
-    pub fn clear(&mut self) {
-        self.segments.clear();
-        self.front_offset = 0;
-        self.pending = 0;
+    /// Drops every segment not yet begun, keeping a partly written front segment whole so the
+    /// peer never sees half a unit (a frame, a chunk). Used to cut a slow consumer's backlog.
+    pub fn drop_unstarted(&mut self) {
+        let keep = usize::from(self.front_offset > 0);
+        self.segments.truncate(keep);
+        self.pending = self
+            .segments
+            .front()
+            .map_or(0, |s| s.len() - self.front_offset);
     }
 }
 
@@ -202,6 +206,24 @@ mod tests {
         };
         q.write_to(&mut sink).unwrap();
         assert_eq!(sink.out, expected);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn drops_only_unstarted_segments() {
+        let mut q = OutQueue::new();
+        q.push(Segment::Shared(Arc::from(vec![1u8; 5000])));
+        q.push(Segment::Shared(Arc::from(vec![2u8; 5000])));
+        let mut sink = Trickle {
+            out: vec![],
+            limit: 100,
+        };
+        q.write_to(&mut sink).unwrap();
+        q.drop_unstarted();
+        assert_eq!(q.len(), 4900);
+        let mut q = OutQueue::new();
+        q.push_bytes(b"abc");
+        q.drop_unstarted();
         assert!(q.is_empty());
     }
 

@@ -6,6 +6,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 
 use super::router::Route;
+use super::websocket::WsConn;
 use crate::http1::{BodyDecoder, HeadReader};
 use crate::outbuf::OutQueue;
 
@@ -30,7 +31,9 @@ pub(crate) struct Exchange {
 ///               │   │                          │                  │
 ///               │   └──── long-poll, nothing new ─► Parked ─► publish / timeout
 ///               │                                                 │
-///               └── bad input / Connection: close / EOF ─► Closing ◄┘ (not keep-alive)
+///               ├── bad input / Connection: close / EOF ─► Closing ◄┘ (not keep-alive)
+///               ├── GET /sse/… ─► Sse ──────── EOF / slow / shutdown ──► closed
+///               └── GET /ws/…, /echo + upgrade ─► WebSocket ── close handshake ──► closed
 /// ```
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -50,6 +53,14 @@ pub(crate) enum Phase {
         since: u64,
         deadline: Instant,
     },
+    /// An SSE stream of `channel`, chunked for HTTP/1.1 or delimited by close for HTTP/1.0.
+    Sse {
+        channel: Box<str>,
+        chunked: bool,
+        next_heartbeat: Instant,
+    },
+    /// A WebSocket session after the 101 answer.
+    WebSocket(Box<WsConn>),
     /// No more requests: flush what is queued, shut down our side, drain the peer until it closes
     /// (a lingering close, RFC 9112 §9.6, so unread input does not reset the response away).
     Closing { since: Instant, write_shut: bool },

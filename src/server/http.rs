@@ -43,6 +43,12 @@ impl Server {
             };
             match &mut conn.phase {
                 Phase::Closing { .. } | Phase::Parked { .. } => return progressed,
+                // An event stream is one-way: whatever the client sends now is ignored.
+                Phase::Sse { .. } => {
+                    conn.input.clear();
+                    return progressed;
+                }
+                Phase::WebSocket(_) => return self.ws_process(key) || progressed,
                 Phase::ReadingBody { decoder, body, .. } => {
                     if conn.input.is_empty() {
                         return progressed;
@@ -131,6 +137,17 @@ impl Server {
                 return self.respond_refusal(key, exchange, refusal);
             }
         };
+        if let Route::WebSocket { channel, since } = route {
+            if decoder.is_some() {
+                let refusal = Refusal::new(400, "an upgrade request has no body");
+                let exchange = Exchange {
+                    keep_alive: false,
+                    ..exchange
+                };
+                return self.respond_refusal(key, exchange, refusal);
+            }
+            return self.start_websocket(key, exchange, &head, channel, since);
+        }
         match decoder {
             None => self.handle(key, exchange, route, Vec::new()),
             Some(decoder) => {
@@ -160,11 +177,7 @@ impl Server {
                     return self.respond_refusal(
                         key,
                         exchange,
-                        Refusal {
-                            status: 400,
-                            reason: "message body is not UTF-8".into(),
-                            allow: None,
-                        },
+                        Refusal::new(400, "message body is not UTF-8"),
                     );
                 };
                 let published = self.hub.publish(&channel, text.into_boxed_str());
@@ -220,6 +233,12 @@ impl Server {
                     .min(self.config.longpoll_max_timeout);
                 self.park(key, exchange, channel, since, wait);
             }
+            Route::Sse {
+                channel,
+                resume_after,
+            } => self.start_sse(key, exchange, channel, resume_after),
+            // Upgrades are answered as soon as their head is read (`begin_request`).
+            Route::WebSocket { .. } => {}
         }
     }
 
@@ -243,9 +262,30 @@ impl Server {
         };
     }
 
-    /// Delivers a published message to the channel's subscribers.
-    fn fan_out(&mut self, channel: &str, published: Published) {
+    /// Delivers a published message to the channel's subscribers: the message is encoded once per
+    /// transport and every stream subscriber's queue shares those bytes.
+    pub(super) fn fan_out(&mut self, channel: &str, published: Published) {
+        let message = &published.message;
         for (key, _how) in published.subscribers {
+            if self.sse_deliver(key, message) || self.ws_deliver(key, message) {
+                self.dirty.push(key);
+                let Some(conn) = self.conns.get(key) else {
+                    continue;
+                };
+                if conn.output.len() > self.config.max_pending_output {
+                    log::info!(
+                        "c{key}: slow consumer cut off ({} bytes pending)",
+                        conn.output.len()
+                    );
+                    self.slow_consumer_disconnects += 1;
+                    if matches!(conn.phase, Phase::Sse { .. }) {
+                        self.close(key);
+                    } else {
+                        self.ws_cut_slow_consumer(key);
+                    }
+                }
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -288,11 +328,7 @@ impl Server {
                 self.respond_refusal(
                     key,
                     exchange,
-                    Refusal {
-                        status: 408,
-                        reason: "request not received in time".into(),
-                        allow: None,
-                    },
+                    Refusal::new(408, "request not received in time"),
                 );
             }
             Phase::Parked {
@@ -304,6 +340,8 @@ impl Server {
                 self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
             }
             Phase::Closing { .. } => self.close(key),
+            Phase::Sse { .. } => self.sse_heartbeat(key),
+            Phase::WebSocket(_) => self.ws_deadline(key),
         }
     }
 
@@ -330,6 +368,8 @@ impl Server {
                 conn.phase = Phase::AwaitingHead;
                 self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
             }
+            Phase::Sse { .. } => self.sse_end(key),
+            Phase::WebSocket(_) => self.ws_shutdown(key),
             // A request under way is finished (its answer says Connection: close).
             Phase::AwaitingHead | Phase::ReadingBody { .. } | Phase::Closing { .. } => {}
         }
@@ -345,25 +385,20 @@ impl Server {
         self.respond_refusal(
             key,
             exchange,
-            Refusal {
-                status: error.status(),
-                reason: error.to_string(),
-                allow: None,
-            },
+            Refusal::new(error.status(), error.to_string()),
         );
     }
 
-    fn respond_refusal(&mut self, key: usize, exchange: Exchange, refusal: Refusal) {
+    pub(super) fn respond_refusal(&mut self, key: usize, exchange: Exchange, refusal: Refusal) {
         log::debug!("c{key}: {} {}", refusal.status, refusal.reason);
         let status = Status(refusal.status);
         let body = format!("{status}: {}\n", refusal.reason);
-        let allow = refusal.allow.map(|a| [("Allow", a)]);
         self.respond(
             key,
             exchange,
             status,
             Some("text/plain; charset=utf-8"),
-            allow.as_ref().map_or(&[][..], |a| &a[..]),
+            refusal.headers,
             vec![Segment::Owned(body.into_bytes())],
         );
     }

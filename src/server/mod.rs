@@ -9,7 +9,9 @@ mod connection;
 mod date;
 mod http;
 mod router;
+mod sse;
 mod timers;
+mod websocket;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -68,6 +70,8 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// Accepting paused (out of file descriptors) until this moment.
     accept_paused_until: Option<Instant>,
+    /// Stream subscribers cut off because their pending output passed the limit.
+    slow_consumer_disconnects: u64,
 }
 
 impl Server {
@@ -98,6 +102,7 @@ impl Server {
             },
             shutdown_deadline: None,
             accept_paused_until: None,
+            slow_consumer_disconnects: 0,
         })
     }
 
@@ -287,8 +292,11 @@ impl Server {
                 }
                 *write_shut && conn.peer_closed
             }
-            // A parked client that goes away is forgotten at once.
-            Phase::Parked { .. } | Phase::ReadingBody { .. } => conn.peer_closed,
+            // A parked client or a stream subscriber that goes away is forgotten at once.
+            Phase::Parked { .. } | Phase::ReadingBody { .. } | Phase::Sse { .. } => {
+                conn.peer_closed
+            }
+            Phase::WebSocket(ws) => conn.peer_closed || ws.finished(conn.output.is_empty()),
             Phase::AwaitingHead => {
                 if conn.peer_closed {
                     // Requests already complete were handled by `process`; finish their output.
@@ -340,6 +348,8 @@ impl Server {
             Phase::AwaitingHead => conn.head_started + c.head_timeout,
             Phase::ReadingBody { .. } => conn.last_activity + c.idle_timeout,
             Phase::Parked { deadline, .. } => *deadline,
+            Phase::Sse { next_heartbeat, .. } => *next_heartbeat,
+            Phase::WebSocket(ws) => ws.deadline(),
             Phase::Closing { since, .. } => *since + c.shutdown_grace,
         };
         let old = conn.deadline.replace(new);
@@ -353,8 +363,16 @@ impl Server {
         }
         let mut conn = self.conns.remove(key);
         self.timers.reschedule(key, conn.deadline, None);
-        if let Phase::Parked { channel, .. } = &conn.phase {
-            self.hub.unsubscribe(channel, key);
+        match &conn.phase {
+            Phase::Parked { channel, .. } | Phase::Sse { channel, .. } => {
+                self.hub.unsubscribe(channel, key);
+            }
+            Phase::WebSocket(ws) => {
+                if let Some(channel) = &ws.channel {
+                    self.hub.unsubscribe(channel, key);
+                }
+            }
+            _ => {}
         }
         // Deregistering before the socket drops keeps mio's bookkeeping exact.
         let _ = self.poll.registry().deregister(&mut conn.socket);

@@ -1,7 +1,7 @@
 //! Which endpoint a request is for, or why it is refused.
 use crate::http1::RequestHead;
 use crate::hub;
-use crate::polling::PollQuery;
+use crate::polling::{self, PollQuery};
 
 /// An endpoint with its parsed parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,40 +12,54 @@ pub(crate) enum Route {
     Poll { channel: Box<str>, query: PollQuery },
     /// `GET /longpoll/{channel}?since=N&timeout=S`
     LongPoll { channel: Box<str>, query: PollQuery },
+    /// `GET /sse/{channel}` with `Last-Event-ID: N` or `?last_event_id=N`
+    Sse {
+        channel: Box<str>,
+        resume_after: Option<u64>,
+    },
+    /// `GET /ws/{channel}?since=N` (a channel) or `GET /echo` (`channel: None`), upgrading.
+    WebSocket {
+        channel: Option<Box<str>>,
+        since: Option<u64>,
+    },
 }
 
-/// A request no endpoint takes: the status to answer and why.
+/// A request no endpoint takes: the status to answer, why, and any header the status calls for
+/// (`Allow` on 405, `Upgrade` on 426…).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Refusal {
     pub status: u16,
     pub reason: String,
-    /// The `Allow` header of a 405.
-    pub allow: Option<&'static str>,
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 impl Refusal {
-    fn new(status: u16, reason: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: u16, reason: impl Into<String>) -> Refusal {
         Refusal {
             status,
             reason: reason.into(),
-            allow: None,
+            headers: &[],
         }
     }
 }
 
 pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
     let path = head.path();
+    if path == "/echo" {
+        require_method(head, "GET", &[("Allow", "GET")])?;
+        return Ok(Route::WebSocket {
+            channel: None,
+            since: None,
+        });
+    }
     let (endpoint, channel) = match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
-        Some((e @ ("pub" | "poll" | "longpoll"), channel)) => (e, channel),
+        Some((e @ ("pub" | "poll" | "longpoll" | "sse" | "ws"), channel)) => (e, channel),
         _ => return Err(Refusal::new(404, format!("no endpoint at {path}"))),
     };
-    let allowed = if endpoint == "pub" { "POST" } else { "GET" };
-    if head.method != allowed {
-        return Err(Refusal {
-            status: 405,
-            reason: format!("{path} takes {allowed}"),
-            allow: Some(allowed),
-        });
+    if endpoint == "pub" {
+        require_method(head, "POST", &[("Allow", "POST")])?;
+    } else {
+        require_method(head, "GET", &[("Allow", "GET")])?;
     }
     if !hub::is_valid_channel_name(channel) {
         return Err(Refusal::new(
@@ -61,9 +75,49 @@ pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
             channel,
             query: query()?,
         },
-        _ => Route::LongPoll {
+        "longpoll" => Route::LongPoll {
             channel,
             query: query()?,
         },
+        "sse" => Route::Sse {
+            channel,
+            resume_after: sse_resume_point(head)?,
+        },
+        _ => Route::WebSocket {
+            channel: Some(channel),
+            since: query()?.since,
+        },
     })
+}
+
+fn require_method(
+    head: &RequestHead,
+    method: &str,
+    allow: &'static [(&'static str, &'static str)],
+) -> Result<(), Refusal> {
+    if head.method == method {
+        return Ok(());
+    }
+    Err(Refusal {
+        status: 405,
+        reason: format!("{} takes {method}", head.path()),
+        headers: allow,
+    })
+}
+
+/// Where an SSE client resumes: the `Last-Event-ID` header a reconnecting EventSource sends, else
+/// the `last_event_id` query parameter a fresh EventSource can carry.
+fn sse_resume_point(head: &RequestHead) -> Result<Option<u64>, Refusal> {
+    let bad = || Refusal::new(400, "last event id must be a non-negative integer");
+    if let Some(value) = head.header("last-event-id") {
+        let text = std::str::from_utf8(value).map_err(|_| bad())?.trim();
+        // An empty Last-Event-ID is what a client sends before it has seen any id.
+        if !text.is_empty() {
+            return polling::parse_id(text).map(Some).ok_or_else(bad);
+        }
+    }
+    match head.query_param("last_event_id") {
+        Some(v) => polling::parse_id(v).map(Some).ok_or_else(bad),
+        None => Ok(None),
+    }
 }
