@@ -31,36 +31,54 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Most open client connections; the excess is answered 503.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
     /// Largest message in bytes (publish bodies over it get 413).
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
     max_message_size: usize,
     /// Messages each channel keeps for resuming.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     history_messages: usize,
     /// Payload bytes each channel keeps for resuming.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     history_bytes: usize,
     /// Seconds a client has to send a complete request head (slowloris defence; 408 after).
-    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 10.0, value_parser = seconds, value_name = "SECS")]
     head_timeout: f64,
     /// Seconds an idle keep-alive connection stays open.
-    #[arg(long, default_value_t = 60.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 60.0, value_parser = seconds, value_name = "SECS")]
     idle_timeout: f64,
     /// Seconds a long-poll waits when it gives no timeout= (answered 204 after).
-    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 30.0, value_parser = seconds, value_name = "SECS")]
     longpoll_timeout: f64,
     /// Largest timeout= a long-poll may ask for, in seconds.
-    #[arg(long, default_value_t = 120.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 120.0, value_parser = seconds, value_name = "SECS")]
     longpoll_max_timeout: f64,
     /// Bytes queued for one connection before pipelined requests wait (HTTP) or a stream counts
     /// as a slow consumer.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
     /// Seconds in-flight responses get to drain on shutdown.
-    #[arg(long, default_value_t = 2.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 2.0, value_parser = seconds, value_name = "SECS")]
     shutdown_grace: f64,
+    /// Seconds an SSE client waits before reconnecting (sent as `retry:`).
+    #[arg(long, default_value_t = 3.0, value_parser = seconds, value_name = "SECS")]
+    sse_retry: f64,
+    /// Seconds between heartbeat comments on an idle SSE stream.
+    #[arg(long, default_value_t = 15.0, value_parser = seconds, value_name = "SECS")]
+    sse_heartbeat: f64,
+    /// Seconds between server pings on a WebSocket.
+    #[arg(long, default_value_t = 30.0, value_parser = seconds, value_name = "SECS")]
+    ws_ping_interval: f64,
+    /// Seconds a WebSocket peer has to answer a ping before it is closed.
+    #[arg(long, default_value_t = 30.0, value_parser = seconds, value_name = "SECS")]
+    ws_pong_timeout: f64,
+    /// Seconds to wait for the peer's Close after sending ours.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds, value_name = "SECS")]
+    ws_close_timeout: f64,
+    /// Only accept WebSocket upgrades from this Origin (repeatable; none = any origin).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -82,6 +100,12 @@ impl ServeArgs {
             longpoll_timeout: Duration::from_secs_f64(self.longpoll_timeout),
             longpoll_max_timeout: Duration::from_secs_f64(self.longpoll_max_timeout),
             shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
+            sse_retry: Duration::from_secs_f64(self.sse_retry),
+            sse_heartbeat: Duration::from_secs_f64(self.sse_heartbeat),
+            ws_ping_interval: Duration::from_secs_f64(self.ws_ping_interval),
+            ws_pong_timeout: Duration::from_secs_f64(self.ws_pong_timeout),
+            ws_close_timeout: Duration::from_secs_f64(self.ws_close_timeout),
+            allowed_origins: self.allowed_origins.clone(),
             ..Config::default()
         };
         c.history.max_messages = self.history_messages.max(1);

@@ -45,8 +45,8 @@ impl Refusal {
 
 pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
     let path = head.path();
+    // Upgrade endpoints leave the method to the handshake check (RFC 6455 §4.2.1: non-GET → 400).
     if path == "/echo" {
-        require_method(head, "GET", &[("Allow", "GET")])?;
         return Ok(Route::WebSocket {
             channel: None,
             since: None,
@@ -56,10 +56,10 @@ pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
         Some((e @ ("pub" | "poll" | "longpoll" | "sse" | "ws"), channel)) => (e, channel),
         _ => return Err(Refusal::new(404, format!("no endpoint at {path}"))),
     };
-    if endpoint == "pub" {
-        require_method(head, "POST", &[("Allow", "POST")])?;
-    } else {
-        require_method(head, "GET", &[("Allow", "GET")])?;
+    match endpoint {
+        "pub" => require_method(head, "POST", &[("Allow", "POST")])?,
+        "ws" => {}
+        _ => require_method(head, "GET", &[("Allow", "GET")])?,
     }
     if !hub::is_valid_channel_name(channel) {
         return Err(Refusal::new(
