@@ -1,0 +1,407 @@
+//! Interval polling and long polling over real sockets: parking and waking, timeouts, many pollers
+//! chasing a fast publisher, and gap / reset reporting when history runs out.
+mod support;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{
+    Client, TestServer, assert_still_serving, longpoll_request, poll_request, publish_request,
+};
+
+#[test]
+fn longpoll_with_news_answers_at_once() {
+    let server = TestServer::start(&[]);
+    server.publish("c", "one");
+    server.publish("c", "two");
+    let started = Instant::now();
+    let r = server.request(&longpoll_request("c", Some(0), Some(30.0)));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.body_str(),
+        r#"{"last_id":2,"messages":[{"id":1,"data":"one"},{"id":2,"data":"two"}]}"#
+    );
+}
+
+#[test]
+fn parked_longpoll_is_answered_within_milliseconds_of_a_publish() {
+    let server = TestServer::start(&[]);
+    let mut parked = server.connect();
+    parked.send(&longpoll_request("c", Some(0), Some(30.0)));
+    assert!(
+        !parked.receives_within(Duration::from_millis(100)),
+        "a long-poll with nothing to tell must wait"
+    );
+    let started = Instant::now();
+    server.publish("c", "wake up");
+    let r = parked.read_response();
+    let latency = started.elapsed();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["last_id"], 1);
+    assert_eq!(r.message_data(), ["wake up"]);
+    assert!(
+        latency < Duration::from_secs(1),
+        "parked long-poll answered {latency:?} after the publish"
+    );
+}
+
+#[test]
+fn every_parked_longpoll_on_a_channel_is_woken_and_others_are_not() {
+    let server = TestServer::start(&[]);
+    let mut parked: Vec<Client> = (0..3).map(|_| server.connect()).collect();
+    for c in &mut parked {
+        c.send(&longpoll_request("c", Some(0), Some(30.0)));
+    }
+    let mut elsewhere = server.connect();
+    elsewhere.send(&longpoll_request("other", Some(0), Some(30.0)));
+    assert!(!parked[0].receives_within(Duration::from_millis(100)));
+    server.publish("c", "all of you");
+    for c in &mut parked {
+        let r = c.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.message_data(), ["all of you"]);
+    }
+    assert!(
+        !elsewhere.receives_within(Duration::from_millis(100)),
+        "a publish on c woke a long-poll on another channel"
+    );
+}
+
+#[test]
+fn longpoll_without_since_waits_for_the_next_message_only() {
+    let server = TestServer::start(&[]);
+    server.publish("c", "old");
+    let mut parked = server.connect();
+    parked.send(&longpoll_request("c", None, Some(30.0)));
+    assert!(!parked.receives_within(Duration::from_millis(100)));
+    server.publish("c", "new");
+    let r = parked.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["last_id"], 2);
+    assert_eq!(r.message_ids(), [2]);
+    assert_eq!(r.message_data(), ["new"]);
+}
+
+#[test]
+fn longpoll_times_out_with_204() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    let started = Instant::now();
+    client.send(&longpoll_request("c", Some(0), Some(0.2)));
+    let r = client.read_response();
+    let waited = started.elapsed();
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.header("content-length"), None);
+    assert!(
+        !r.closes(),
+        "a timed-out long-poll keeps the connection: {r:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(180) && waited < Duration::from_secs(3),
+        "timed out after {waited:?}"
+    );
+    // The connection carries on, and a message published later is not lost to it.
+    server.publish("c", "later");
+    client.send(&longpoll_request("c", Some(0), Some(0.2)));
+    assert_eq!(client.read_response().message_data(), ["later"]);
+}
+
+#[test]
+fn longpoll_without_timeout_uses_the_configured_default() {
+    let server = TestServer::start(&["--longpoll-timeout", "0.3"]);
+    let started = Instant::now();
+    let r = server.request(&longpoll_request("c", Some(0), None));
+    let waited = started.elapsed();
+    assert_eq!(r.status, 204);
+    assert!(
+        waited >= Duration::from_millis(280) && waited < Duration::from_secs(3),
+        "timed out after {waited:?}"
+    );
+}
+
+#[test]
+fn longpoll_timeout_is_clamped_to_the_configured_maximum() {
+    let server = TestServer::start(&["--longpoll-max-timeout", "0.3"]);
+    let started = Instant::now();
+    let r = server.request(&longpoll_request("c", Some(0), Some(60.0)));
+    let waited = started.elapsed();
+    assert_eq!(r.status, 204);
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+}
+
+#[test]
+fn timed_out_longpoll_no_longer_receives_messages() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    client.send(&longpoll_request("c", Some(0), Some(0.2)));
+    assert_eq!(client.read_response().status, 204);
+    // The expired subscription must not write a stray response onto the idle connection.
+    server.publish("c", "after");
+    assert!(
+        !client.receives_within(Duration::from_millis(200)),
+        "an unsolicited response arrived after the long-poll timed out"
+    );
+    client.send(&poll_request("c", Some(0)));
+    assert_eq!(client.read_response().message_data(), ["after"]);
+}
+
+#[test]
+fn answered_longpoll_connection_serves_its_next_request() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    client.send(&longpoll_request("c", Some(0), Some(30.0)));
+    assert!(!client.receives_within(Duration::from_millis(50)));
+    server.publish("c", "one");
+    assert_eq!(client.read_response().message_ids(), [1]);
+    client.send(&longpoll_request("c", Some(1), Some(30.0)));
+    assert!(!client.receives_within(Duration::from_millis(50)));
+    server.publish("c", "two");
+    assert_eq!(client.read_response().message_ids(), [2]);
+}
+
+#[test]
+fn http10_longpoll_is_answered_in_http10() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    client.send(b"GET /longpoll/c?since=0&timeout=30 HTTP/1.0\r\n\r\n");
+    assert!(!client.receives_within(Duration::from_millis(50)));
+    server.publish("c", "x");
+    let r = client.read_response();
+    assert_eq!(r.version, "HTTP/1.0");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.message_data(), ["x"]);
+    client.assert_closed();
+}
+
+/// Publishes `count` messages on `publishers` keep-alive connections while `pollers` clients chase
+/// `since` with `request`; each poller must see ids 1..=total exactly once, in order, and each
+/// publisher's messages in the order it sent them.
+fn pollers_chase_publishers(
+    server: &TestServer,
+    publishers: usize,
+    per_publisher: usize,
+    pollers: usize,
+    request: fn(u64) -> Vec<u8>,
+) {
+    let total = (publishers * per_publisher) as u64;
+    let addr = server.addr;
+    let start = Arc::new(Barrier::new(publishers + pollers));
+    let deadline = Instant::now() + Duration::from_secs(120);
+
+    let poller_threads: Vec<_> = (0..pollers)
+        .map(|p| {
+            let start = start.clone();
+            thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut since = 0u64;
+                let mut next_seq = vec![0usize; publishers];
+                start.wait();
+                while since < total {
+                    assert!(Instant::now() < deadline, "poller {p} stuck at {since}");
+                    client.send(&request(since));
+                    let r = client.read_response();
+                    match r.status {
+                        204 => continue,
+                        200 => {}
+                        s => panic!("poller {p}: status {s}: {r:?}"),
+                    }
+                    let json = r.json();
+                    assert!(json.get("gap").is_none(), "poller {p}: {json}");
+                    assert!(json.get("reset").is_none(), "poller {p}: {json}");
+                    for m in json["messages"].as_array().unwrap() {
+                        let id = m["id"].as_u64().unwrap();
+                        assert_eq!(id, since + 1, "poller {p}: ids out of order");
+                        since = id;
+                        let data = m["data"].as_str().unwrap();
+                        let (who, seq) = data.split_once(':').unwrap();
+                        let who: usize = who.parse().unwrap();
+                        let seq: usize = seq.parse().unwrap();
+                        assert_eq!(seq, next_seq[who], "poller {p}: publisher {who} reordered");
+                        next_seq[who] += 1;
+                    }
+                    assert!(json["last_id"].as_u64().unwrap() >= since);
+                }
+                assert_eq!(next_seq, vec![per_publisher; publishers]);
+                since
+            })
+        })
+        .collect();
+
+    let publisher_threads: Vec<_> = (0..publishers)
+        .map(|who| {
+            let start = start.clone();
+            thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                start.wait();
+                let mut last = 0;
+                for seq in 0..per_publisher {
+                    client.send(&publish_request("race", &format!("{who}:{seq}")));
+                    let r = client.read_response();
+                    assert_eq!(r.status, 200, "{r:?}");
+                    let id = r.json()["id"].as_u64().unwrap();
+                    assert!(id > last, "a publisher's ids must increase");
+                    last = id;
+                }
+            })
+        })
+        .collect();
+
+    for t in publisher_threads {
+        t.join().expect("publisher thread");
+    }
+    for t in poller_threads {
+        assert_eq!(t.join().expect("poller thread"), total);
+    }
+    let r = server.poll("race", None);
+    assert_eq!(r.json()["last_id"], total);
+}
+
+#[test]
+fn five_pollers_see_every_one_of_ten_thousand_messages_once_in_order() {
+    let server = TestServer::start(&["--history-messages", "20000"]);
+    pollers_chase_publishers(&server, 2, 5000, 5, |since| {
+        poll_request("race", Some(since))
+    });
+}
+
+#[test]
+fn five_longpollers_see_every_one_of_ten_thousand_messages_once_in_order() {
+    let server = TestServer::start(&["--history-messages", "20000"]);
+    pollers_chase_publishers(&server, 2, 5000, 5, |since| {
+        longpoll_request("race", Some(since), Some(10.0))
+    });
+}
+
+#[test]
+fn poll_reports_a_gap_when_history_no_longer_holds_the_next_message() {
+    let server = TestServer::start(&["--history-messages", "3"]);
+    for i in 1..=5 {
+        server.publish("c", &format!("m{i}"));
+    }
+    let r = server.poll("c", Some(0));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body_str(),
+        r#"{"last_id":5,"gap":{"from":1,"to":2},"messages":[{"id":3,"data":"m3"},{"id":4,"data":"m4"},{"id":5,"data":"m5"}]}"#
+    );
+    let r = server.poll("c", Some(1));
+    assert_eq!(r.json()["gap"], serde_json::json!({"from": 2, "to": 2}));
+    assert_eq!(r.message_ids(), [3, 4, 5]);
+    // From the oldest held message on there is no gap.
+    let r = server.poll("c", Some(2));
+    assert!(r.json().get("gap").is_none(), "{}", r.body_str());
+    assert_eq!(r.message_ids(), [3, 4, 5]);
+}
+
+#[test]
+fn history_byte_budget_also_makes_gaps_but_keeps_the_newest_message() {
+    let server = TestServer::start(&["--history-bytes", "10"]);
+    server.publish("c", "aaaa");
+    server.publish("c", "bbbb");
+    server.publish("c", "cccc");
+    let r = server.poll("c", Some(0));
+    assert_eq!(r.json()["gap"], serde_json::json!({"from": 1, "to": 1}));
+    assert_eq!(r.message_data(), ["bbbb", "cccc"]);
+    let big = "x".repeat(50);
+    server.publish("c", &big);
+    let r = server.poll("c", Some(0));
+    assert_eq!(r.json()["gap"], serde_json::json!({"from": 1, "to": 3}));
+    assert_eq!(r.message_data(), [big]);
+}
+
+#[test]
+fn longpoll_reports_a_gap_at_once() {
+    let server = TestServer::start(&["--history-messages", "2"]);
+    for i in 1..=4 {
+        server.publish("c", &format!("m{i}"));
+    }
+    let started = Instant::now();
+    let r = server.request(&longpoll_request("c", Some(0), Some(30.0)));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        r.body_str(),
+        r#"{"last_id":4,"gap":{"from":1,"to":2},"messages":[{"id":3,"data":"m3"},{"id":4,"data":"m4"}]}"#
+    );
+}
+
+#[test]
+fn parked_longpoll_woken_after_its_position_left_history_reports_the_gap() {
+    let server = TestServer::start(&["--history-messages", "2"]);
+    server.publish("c", "m1");
+    let mut parked = server.connect();
+    parked.send(&longpoll_request("c", Some(1), Some(30.0)));
+    assert!(!parked.receives_within(Duration::from_millis(50)));
+    // Three messages in one pipelined batch: the long-poll may be woken by the first only, but
+    // whatever it gets must be consistent.
+    let mut batch = Vec::new();
+    for d in ["m2", "m3", "m4"] {
+        batch.extend(publish_request("c", d));
+    }
+    let mut publisher = server.connect();
+    publisher.send(&batch);
+    for _ in 0..3 {
+        assert_eq!(publisher.read_response().status, 200);
+    }
+    let r = parked.read_response();
+    let json = r.json();
+    let last_id = json["last_id"].as_u64().unwrap();
+    let ids = r.message_ids();
+    assert_eq!(ids.last().copied(), Some(last_id), "{json}");
+    if ids.first() != Some(&2) {
+        assert_eq!(json["gap"]["from"], 2, "{json}");
+        assert_eq!(json["gap"]["to"], ids[0] - 1, "{json}");
+    }
+}
+
+#[test]
+fn poll_from_beyond_last_id_reports_a_reset_with_every_held_message() {
+    let server = TestServer::start(&["--history-messages", "2"]);
+    for i in 1..=3 {
+        server.publish("c", &format!("m{i}"));
+    }
+    let r = server.poll("c", Some(100));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body_str(),
+        r#"{"last_id":3,"reset":true,"messages":[{"id":2,"data":"m2"},{"id":3,"data":"m3"}]}"#
+    );
+}
+
+#[test]
+fn poll_of_an_empty_channel_from_a_later_id_reports_a_reset() {
+    let server = TestServer::start(&[]);
+    let r = server.poll("fresh", Some(7));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), r#"{"last_id":0,"reset":true,"messages":[]}"#);
+}
+
+#[test]
+fn longpoll_from_beyond_last_id_reports_a_reset_at_once() {
+    let server = TestServer::start(&[]);
+    server.publish("c", "m1");
+    let started = Instant::now();
+    let r = server.request(&longpoll_request("c", Some(5), Some(30.0)));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        r.body_str(),
+        r#"{"last_id":1,"reset":true,"messages":[{"id":1,"data":"m1"}]}"#
+    );
+}
+
+#[test]
+fn poll_answers_are_never_cached() {
+    let server = TestServer::start(&[]);
+    server.publish("c", "x");
+    for raw in [
+        poll_request("c", Some(0)),
+        poll_request("c", Some(1)),
+        longpoll_request("c", Some(0), Some(1.0)),
+    ] {
+        let r = server.request(&raw);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+    }
+    assert_still_serving(&server);
+}
