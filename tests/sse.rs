@@ -32,7 +32,9 @@ impl SseClient {
             head.extend(client.read_exact_bytes(1));
         }
         let head = String::from_utf8(head).unwrap();
-        let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
         SseClient {
             client,
             head,
@@ -55,7 +57,9 @@ impl SseClient {
         let data = match &mut self.chunks {
             Some(decoder) => {
                 let mut out = Vec::new();
-                decoder.decode(&bytes, &mut out).expect("valid chunked coding");
+                decoder
+                    .decode(&bytes, &mut out)
+                    .expect("valid chunked coding");
                 out
             }
             None => bytes,
@@ -83,13 +87,24 @@ impl SseClient {
 #[test]
 fn stream_has_the_event_stream_head_and_tells_retry_first() {
     let server = TestServer::start(&["--sse-retry", "2.5"]);
-    let mut sse = SseClient::open(&server, &format!("/sse/{}", unique_channel("h")), "", "HTTP/1.1");
+    let mut sse = SseClient::open(
+        &server,
+        &format!("/sse/{}", unique_channel("h")),
+        "",
+        "HTTP/1.1",
+    );
     assert!(sse.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", sse.head);
-    assert_eq!(sse.header("content-type").as_deref(), Some("text/event-stream"));
+    assert_eq!(
+        sse.header("content-type").as_deref(),
+        Some("text/event-stream")
+    );
     assert_eq!(sse.header("cache-control").as_deref(), Some("no-cache"));
     assert_eq!(sse.header("x-accel-buffering").as_deref(), Some("no"));
     assert_eq!(sse.header("transfer-encoding").as_deref(), Some("chunked"));
-    assert_eq!(sse.client.read_exact_bytes(19), b"d\r\nretry: 2500\n\n\r\n"[..].to_vec());
+    assert_eq!(
+        sse.client.read_exact_bytes(18),
+        b"d\r\nretry: 2500\n\n\r\n"[..].to_vec()
+    );
 }
 
 #[test]
@@ -147,9 +162,19 @@ fn resume_while_publishing(by_header: bool) {
         })
     };
     let mut sse = if by_header {
-        SseClient::open(&server, &format!("/sse/{channel}"), "Last-Event-ID: 20\r\n", "HTTP/1.1")
+        SseClient::open(
+            &server,
+            &format!("/sse/{channel}"),
+            "Last-Event-ID: 20\r\n",
+            "HTTP/1.1",
+        )
     } else {
-        SseClient::open(&server, &format!("/sse/{channel}?last_event_id=20"), "", "HTTP/1.1")
+        SseClient::open(
+            &server,
+            &format!("/sse/{channel}?last_event_id=20"),
+            "",
+            "HTTP/1.1",
+        )
     };
     let ids: Vec<u64> = (21..=300).map(|_| sse.next_message().0).collect();
     assert_eq!(ids, (21..=300).collect::<Vec<_>>());
@@ -173,7 +198,12 @@ fn a_resume_point_no_longer_held_gets_a_gap_event() {
     for i in 1..=5 {
         server.publish(&channel, &format!("m{i}"));
     }
-    let mut sse = SseClient::open(&server, &format!("/sse/{channel}"), "Last-Event-ID: 1\r\n", "HTTP/1.1");
+    let mut sse = SseClient::open(
+        &server,
+        &format!("/sse/{channel}"),
+        "Last-Event-ID: 1\r\n",
+        "HTTP/1.1",
+    );
     let gap = sse.next_event();
     assert_eq!(gap.event_type, "gap");
     assert_eq!(gap.data, r#"{"from":2,"to":2}"#);
@@ -188,9 +218,17 @@ fn a_resume_point_from_the_future_gets_a_reset_event() {
     let server = TestServer::start(&[]);
     let channel = unique_channel("reset");
     server.publish(&channel, "only");
-    let mut sse = SseClient::open(&server, &format!("/sse/{channel}?last_event_id=500"), "", "HTTP/1.1");
+    let mut sse = SseClient::open(
+        &server,
+        &format!("/sse/{channel}?last_event_id=500"),
+        "",
+        "HTTP/1.1",
+    );
     let reset = sse.next_event();
-    assert_eq!((reset.event_type.as_str(), reset.data.as_str()), ("reset", r#"{"last_id":1}"#));
+    assert_eq!(
+        (reset.event_type.as_str(), reset.data.as_str()),
+        ("reset", r#"{"last_id":1}"#)
+    );
     assert_eq!(sse.next_message(), (1, "only".into()));
 }
 
@@ -204,11 +242,24 @@ fn bad_last_event_id_is_refused_with_400() {
 #[test]
 fn idle_stream_gets_heartbeats() {
     let server = TestServer::start(&["--sse-heartbeat", "0.1"]);
-    let mut sse = SseClient::open(&server, &format!("/sse/{}", unique_channel("hb")), "", "HTTP/1.1");
+    let mut sse = SseClient::open(
+        &server,
+        &format!("/sse/{}", unique_channel("hb")),
+        "",
+        "HTTP/1.1",
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
-    let heartbeats = |body: &[u8]| String::from_utf8_lossy(body).matches(": heartbeat\n").count();
+    let heartbeats = |body: &[u8]| {
+        String::from_utf8_lossy(body)
+            .matches(": heartbeat\n")
+            .count()
+    };
     while heartbeats(&sse.body) < 3 {
-        assert!(Instant::now() < deadline, "no heartbeats: {:?}", String::from_utf8_lossy(&sse.body));
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeats: {:?}",
+            String::from_utf8_lossy(&sse.body)
+        );
         sse.read_more();
     }
     assert!(sse.events.is_empty(), "heartbeats are comments, not events");
@@ -242,7 +293,10 @@ fn slow_subscriber_is_cut_off_while_a_normal_one_keeps_receiving() {
     let mut bytes = Vec::new();
     let end = std::io::Read::read_to_end(&mut slow.client.stream, &mut bytes);
     assert!(
-        end.is_ok() || end.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        end.is_ok()
+            || end
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "the slow stream was not ended: {end:?}"
     );
     for line in String::from_utf8_lossy(&bytes).lines() {
@@ -250,7 +304,10 @@ fn slow_subscriber_is_cut_off_while_a_normal_one_keeps_receiving() {
             last = id.parse().unwrap();
         }
     }
-    assert!(last < 300, "slow subscriber got everything ({last}): it was not cut off");
+    assert!(
+        last < 300,
+        "slow subscriber got everything ({last}): it was not cut off"
+    );
     server.publish(&channel, "after");
     assert_eq!(normal.next_message(), (301, "after".into()));
 }
@@ -263,7 +320,10 @@ fn curl_receives_the_stream() {
     server.publish(&channel, "two\nlines");
     let mut curl = Command::new("curl")
         .args(["-sN", "--max-time", "10"])
-        .arg(format!("http://{}/sse/{channel}?last_event_id=0", server.addr))
+        .arg(format!(
+            "http://{}/sse/{channel}?last_event_id=0",
+            server.addr
+        ))
         .stdout(Stdio::piped())
         .spawn()
         .expect("curl is installed");
@@ -281,5 +341,15 @@ fn curl_receives_the_stream() {
     }
     let _ = curl.kill();
     let _ = curl.wait();
-    assert_eq!(seen, ["id: 1", "data: one", "id: 2", "data: two", "data: lines", "id: 3"]);
+    assert_eq!(
+        seen,
+        [
+            "id: 1",
+            "data: one",
+            "id: 2",
+            "data: two",
+            "data: lines",
+            "id: 3"
+        ]
+    );
 }

@@ -90,14 +90,19 @@ impl RawWs {
         loop {
             let f = self.read_frame();
             if f.opcode == 0x8 {
-                return (f.payload.len() >= 2).then(|| u16::from_be_bytes([f.payload[0], f.payload[1]]));
+                return (f.payload.len() >= 2)
+                    .then(|| u16::from_be_bytes([f.payload[0], f.payload[1]]));
             }
         }
     }
 
     fn text(&mut self) -> String {
         let f = self.read_frame();
-        assert_eq!((f.fin, f.opcode), (true, 0x1), "expected one text frame: {f:?}");
+        assert_eq!(
+            (f.fin, f.opcode),
+            (true, 0x1),
+            "expected one text frame: {f:?}"
+        );
         String::from_utf8(f.payload).unwrap()
     }
 }
@@ -106,7 +111,8 @@ fn tungstenite_client(
     server: &TestServer,
     path: &str,
 ) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>> {
-    let (ws, response) = tungstenite::connect(format!("ws://{}{path}", server.addr)).expect("connect");
+    let (ws, response) =
+        tungstenite::connect(format!("ws://{}{path}", server.addr)).expect("connect");
     assert_eq!(response.status(), 101);
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -119,8 +125,14 @@ fn handshake_answers_the_rfc_example_key() {
     let server = TestServer::start(&[]);
     let response = server.request(&upgrade_request("/echo"));
     assert_eq!(response.status, 101);
-    assert_eq!(response.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    assert_eq!(response.header("upgrade").map(str::to_lowercase), Some("websocket".into()));
+    assert_eq!(
+        response.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert_eq!(
+        response.header("upgrade").map(str::to_lowercase),
+        Some("websocket".into())
+    );
 }
 
 #[test]
@@ -138,13 +150,38 @@ fn handshake_errors_get_the_status_the_rfc_asks_for() {
     let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let up = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
     let cases: Vec<(String, u16, Option<(&str, &str)>)> = vec![
-        (format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}{key}Sec-WebSocket-Version: 8\r\n\r\n"), 426,
-            Some(("sec-websocket-version", "13"))),
-        (format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}Sec-WebSocket-Version: 13\r\n\r\n"), 400, None),
-        (format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n"), 400, None),
-        (format!("POST /ws/c HTTP/1.1\r\nHost: t\r\n{up}{key}Sec-WebSocket-Version: 13\r\n\r\n"), 400, None),
-        (format!("GET /echo HTTP/1.0\r\n{up}{key}Sec-WebSocket-Version: 13\r\n\r\n"), 400, None),
-        ("GET /ws/c HTTP/1.1\r\nHost: t\r\n\r\n".to_string(), 426, Some(("upgrade", "websocket"))),
+        (
+            format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}{key}Sec-WebSocket-Version: 8\r\n\r\n"),
+            426,
+            Some(("sec-websocket-version", "13")),
+        ),
+        (
+            format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}Sec-WebSocket-Version: 13\r\n\r\n"),
+            400,
+            None,
+        ),
+        (
+            format!(
+                "GET /echo HTTP/1.1\r\nHost: t\r\n{up}Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ),
+            400,
+            None,
+        ),
+        (
+            format!("POST /ws/c HTTP/1.1\r\nHost: t\r\n{up}{key}Sec-WebSocket-Version: 13\r\n\r\n"),
+            400,
+            None,
+        ),
+        (
+            format!("GET /echo HTTP/1.0\r\n{up}{key}Sec-WebSocket-Version: 13\r\n\r\n"),
+            400,
+            None,
+        ),
+        (
+            "GET /ws/c HTTP/1.1\r\nHost: t\r\n\r\n".to_string(),
+            426,
+            Some(("upgrade", "websocket")),
+        ),
     ];
     for (request, status, header) in cases {
         let response = server.request(request.as_bytes());
@@ -162,9 +199,19 @@ fn origin_allow_list_refuses_other_origins_with_403() {
     let with_origin = |origin: &str| {
         format!("GET /echo HTTP/1.1\r\nHost: t\r\nOrigin: {origin}\r\n{UPGRADE_HEADERS}\r\n")
     };
-    assert_eq!(server.request(with_origin("http://evil.example").as_bytes()).status, 403);
+    assert_eq!(
+        server
+            .request(with_origin("http://evil.example").as_bytes())
+            .status,
+        403
+    );
     assert_eq!(server.request(&upgrade_request("/echo")).status, 403);
-    assert_eq!(server.request(with_origin("http://good.example").as_bytes()).status, 101);
+    assert_eq!(
+        server
+            .request(with_origin("http://good.example").as_bytes())
+            .status,
+        101
+    );
 }
 
 #[test]
@@ -172,12 +219,22 @@ fn echo_interoperates_with_tungstenite_at_every_length_encoding() {
     let server = TestServer::start(&["--max-message-size", "2000000"]);
     let mut ws = tungstenite_client(&server, "/echo");
     for len in [0usize, 1, 125, 126, 65_535, 65_536, 1 << 20] {
-        let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let text: String = (0..len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         ws.send(Message::text(text.clone())).unwrap();
-        assert_eq!(ws.read().unwrap(), Message::text(text), "text of {len} bytes");
+        assert_eq!(
+            ws.read().unwrap(),
+            Message::text(text),
+            "text of {len} bytes"
+        );
         let binary: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
         ws.send(Message::binary(binary.clone())).unwrap();
-        assert_eq!(ws.read().unwrap(), Message::binary(binary), "binary of {len} bytes");
+        assert_eq!(
+            ws.read().unwrap(),
+            Message::binary(binary),
+            "binary of {len} bytes"
+        );
     }
     ws.close(None).unwrap();
 }
@@ -209,12 +266,34 @@ fn protocol_violations_are_closed_with_the_right_code() {
         ("long ping", masked(true, 0x9, &[0; 126]), 1002),
         ("fragmented ping", masked(false, 0x9, b""), 1002),
         ("continuation without start", masked(true, 0x0, b"x"), 1002),
-        ("text inside fragmented text", [masked(false, 0x1, b"a"), masked(true, 0x1, b"b")].concat(), 1002),
-        ("invalid utf-8", masked(true, 0x1, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80]), 1007),
+        (
+            "text inside fragmented text",
+            [masked(false, 0x1, b"a"), masked(true, 0x1, b"b")].concat(),
+            1002,
+        ),
+        (
+            "invalid utf-8",
+            masked(
+                true,
+                0x1,
+                &[
+                    0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+                ],
+            ),
+            1007,
+        ),
         ("too big", masked(true, 0x2, &[0; 1001]), 1009),
         ("close with one byte", masked(true, 0x8, &[3]), 1002),
-        ("close with code 1005", masked(true, 0x8, &1005u16.to_be_bytes()), 1002),
-        ("close with bad utf-8 reason", masked(true, 0x8, &[0x03, 0xe8, 0xff]), 1007),
+        (
+            "close with code 1005",
+            masked(true, 0x8, &1005u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            "close with bad utf-8 reason",
+            masked(true, 0x8, &[0x03, 0xe8, 0xff]),
+            1007,
+        ),
     ];
     for (what, bytes, code) in cases {
         let mut ws = RawWs::open(&server, "/echo");
@@ -230,7 +309,13 @@ fn invalid_utf8_fails_fast_before_the_frame_ends() {
     let server = TestServer::start(&[]);
     let mut ws = RawWs::open(&server, "/echo");
     // The head announces 20 bytes; only the first 4, already invalid, are sent.
-    let full = masked(true, 0x1, &[b'a', 0xf4, 0x90, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let full = masked(
+        true,
+        0x1,
+        &[
+            b'a', 0xf4, 0x90, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    );
     ws.send(&full[..2 + 4 + 4]);
     assert_eq!(ws.read_close_code(), Some(1007));
 }
@@ -241,7 +326,10 @@ fn client_close_is_echoed_and_tcp_closed() {
     let mut ws = RawWs::open(&server, "/echo");
     ws.send(&masked(true, 0x8, &[0x03, 0xe8, b'b', b'y', b'e']));
     let reply = ws.read_frame();
-    assert_eq!((reply.opcode, &reply.payload[..2]), (0x8, &[0x03, 0xe8][..]));
+    assert_eq!(
+        (reply.opcode, &reply.payload[..2]),
+        (0x8, &[0x03, 0xe8][..])
+    );
     ws.client.assert_closed();
 }
 
@@ -257,7 +345,10 @@ fn channel_socket_receives_backlog_then_live_messages_from_every_publisher() {
     // What a socket sends is published to the channel, and comes back to it too.
     ws.send(&masked(true, 0x1, b"from the socket"));
     assert_eq!(ws.text(), r#"{"id":3,"data":"from the socket"}"#);
-    assert_eq!(server.poll(&channel, Some(2)).message_data(), ["from the socket"]);
+    assert_eq!(
+        server.poll(&channel, Some(2)).message_data(),
+        ["from the socket"]
+    );
 }
 
 #[test]
@@ -332,7 +423,11 @@ fn slow_consumer_is_closed_with_1008_while_others_keep_receiving() {
         server.publish(&channel, &payload);
         published += 1;
         let got = fast.read().unwrap();
-        assert!(got.to_text().unwrap().contains(&format!("\"id\":{published},")));
+        assert!(
+            got.to_text()
+                .unwrap()
+                .contains(&format!("\"id\":{published},"))
+        );
     }
     assert_eq!(slow.read_close_code(), Some(1008));
     let mut rest = Vec::new();
@@ -348,6 +443,8 @@ fn shutdown_sends_close_1001() {
     server.signal("INT");
     assert_eq!(ws.read_close_code(), Some(1001));
     ws.send(&masked(true, 0x8, &1001u16.to_be_bytes()));
-    let status = server.wait_for_exit(Duration::from_secs(10)).expect("server exits");
+    let status = server
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("server exits");
     assert!(status.success());
 }

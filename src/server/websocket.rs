@@ -180,10 +180,11 @@ impl Server {
             events.push(event);
         }
         let channel = ws.channel.clone();
+        // Pongs for pings that came before a message completed go out before its echo.
+        self.ws_transmit(key);
         for event in events {
             self.ws_event(key, channel.as_deref(), event);
         }
-        self.ws_transmit(key);
         true
     }
 
