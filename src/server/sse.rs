@@ -176,7 +176,7 @@ mod tests {
         let m = Message::new(12, "a\nb".into());
         assert_eq!(
             &*message_event(&m, true),
-            b"17\r\nid: 12\ndata: a\ndata: b\n\n\r\n"
+            b"18\r\nid: 12\ndata: a\ndata: b\n\n\r\n"
         );
         assert_eq!(&*message_event(&m, false), b"id: 12\ndata: a\ndata: b\n\n");
     }
