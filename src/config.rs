@@ -43,6 +43,10 @@ pub struct Config {
     /// When not empty, WebSocket upgrades whose `Origin` is not listed are refused with 403
     /// (cross-site WebSocket hijacking).
     pub allowed_origins: Vec<String>,
+    /// The channel the built-in ticker publishes to once per `demo_interval` (None: no ticker).
+    pub demo_channel: Option<String>,
+    /// Interval between ticker messages.
+    pub demo_interval: Duration,
     /// On shutdown, how long in-flight responses get to drain before every socket is closed.
     pub shutdown_grace: Duration,
 }
@@ -66,6 +70,8 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(30),
             ws_close_timeout: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            demo_channel: Some("demo".to_string()),
+            demo_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(2),
         }
     }

@@ -76,6 +76,9 @@ struct ServeArgs {
     /// Seconds to wait for the peer's Close after sending ours.
     #[arg(long, default_value_t = 5.0, value_parser = seconds, value_name = "SECS")]
     ws_close_timeout: f64,
+    /// Do not run the built-in ticker that publishes to the `demo` channel once a second.
+    #[arg(long)]
+    no_demo: bool,
     /// Only accept WebSocket upgrades from this Origin (repeatable; none = any origin).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
@@ -106,6 +109,7 @@ impl ServeArgs {
             ws_pong_timeout: Duration::from_secs_f64(self.ws_pong_timeout),
             ws_close_timeout: Duration::from_secs_f64(self.ws_close_timeout),
             allowed_origins: self.allowed_origins.clone(),
+            demo_channel: (!self.no_demo).then(|| "demo".to_string()),
             ..Config::default()
         };
         c.history.max_messages = self.history_messages.max(1);

@@ -22,6 +22,8 @@ pub enum Segment {
     Owned(Vec<u8>),
     /// Bytes shared by every subscriber (an encoded message).
     Shared(Arc<[u8]>),
+    /// Bytes built into the binary (the demo page).
+    Static(&'static [u8]),
 }
 
 impl Segment {
@@ -29,6 +31,7 @@ impl Segment {
         match self {
             Segment::Owned(v) => v,
             Segment::Shared(s) => s,
+            Segment::Static(s) => s,
         }
     }
 

@@ -17,6 +17,9 @@ use crate::polling;
 /// Extra header fields of every poll answer: a poll result must never come from a cache.
 const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 
+/// The demo page, embedded in the binary.
+const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
+
 /// A 503 for a connection over the limit, written straight to the fresh socket.
 pub(super) fn encode_refusal_503(date: &str, out: &mut Vec<u8>) {
     let body = b"503 Service Unavailable: too many connections\n";
@@ -237,6 +240,14 @@ impl Server {
                 channel,
                 resume_after,
             } => self.start_sse(key, exchange, channel, resume_after),
+            Route::Index => self.respond(
+                key,
+                exchange,
+                Status::OK,
+                Some("text/html; charset=utf-8"),
+                &[("Cache-Control", "no-cache")],
+                vec![Segment::Static(INDEX_HTML)],
+            ),
             // Upgrades are answered as soon as their head is read (`begin_request`).
             Route::WebSocket { .. } => {}
         }

@@ -70,6 +70,9 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// Accepting paused (out of file descriptors) until this moment.
     accept_paused_until: Option<Instant>,
+    /// When the demo ticker publishes next, and how many ticks it has sent.
+    next_tick: Option<Instant>,
+    ticks: u64,
     /// Stream subscribers cut off because their pending output passed the limit.
     slow_consumer_disconnects: u64,
 }
@@ -103,6 +106,8 @@ impl Server {
             shutdown_deadline: None,
             accept_paused_until: None,
             slow_consumer_disconnects: 0,
+            next_tick: None,
+            ticks: 0,
         })
     }
 
@@ -169,6 +174,9 @@ impl Server {
                     self.on_deadline(key);
                     self.dirty.push(key);
                 }
+            }
+            if self.next_tick.is_some_and(|t| t <= self.now) {
+                self.tick();
             }
             self.drive_dirty();
             if let Some(deadline) = self.shutdown_deadline {
@@ -385,6 +393,7 @@ impl Server {
         }
         log::info!("shutting down: {} connections open", self.conns.len());
         self.shutdown_deadline = Some(self.now + self.config.shutdown_grace);
+        self.next_tick = None;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -393,6 +402,26 @@ impl Server {
             self.on_shutdown(key);
             self.dirty.push(key);
         }
+    }
+
+    /// The demo ticker: one message a second on the demo channel, carrying its send time so every
+    /// transport's page panel can show publish-to-receive latency.
+    fn tick(&mut self) {
+        let Some(channel) = self.config.demo_channel.clone() else {
+            return;
+        };
+        self.ticks += 1;
+        self.next_tick = if self.is_shutting_down() {
+            None
+        } else {
+            Some(self.now + self.config.demo_interval)
+        };
+        let sent_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let text = format!("{{\"text\":\"tick {}\",\"sent\":{sent_ms}}}", self.ticks);
+        let published = self.hub.publish(&channel, text.into_boxed_str());
+        self.fan_out(&channel, published);
     }
 
     fn is_shutting_down(&self) -> bool {

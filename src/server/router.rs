@@ -17,6 +17,8 @@ pub(crate) enum Route {
         channel: Box<str>,
         resume_after: Option<u64>,
     },
+    /// `GET /`: the demo page.
+    Index,
     /// `GET /ws/{channel}?since=N` (a channel) or `GET /echo` (`channel: None`), upgrading.
     WebSocket {
         channel: Option<Box<str>>,
@@ -45,6 +47,10 @@ impl Refusal {
 
 pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
     let path = head.path();
+    if path == "/" {
+        require_method(head, "GET", &[("Allow", "GET")])?;
+        return Ok(Route::Index);
+    }
     // Upgrade endpoints leave the method to the handshake check (RFC 6455 §4.2.1: non-GET → 400).
     if path == "/echo" {
         return Ok(Route::WebSocket {
