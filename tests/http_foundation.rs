@@ -532,3 +532,107 @@ fn client_vanishing_mid_request_does_not_disturb_others() {
         "the partial publish must not be published: {r:?}"
     );
 }
+
+#[test]
+fn expect_100_continue_on_a_request_without_body_gets_only_the_final_answer() {
+    let server = TestServer::start(&[]);
+    let r = server.request(b"GET /poll/c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn expect_100_continue_from_http10_gets_no_interim_answer() {
+    // RFC 9110 §10.1.1: a server MUST NOT send 100 to an HTTP/1.0 client.
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    client.send(b"POST /pub/c HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    assert!(
+        !client.receives_within(Duration::from_millis(200)),
+        "an interim answer went to an HTTP/1.0 client"
+    );
+    client.send(b"hi");
+    let r = client.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.version, "HTTP/1.0");
+}
+
+#[test]
+fn expect_100_continue_with_an_oversized_body_gets_413_instead_of_100() {
+    let server = TestServer::start(&["--max-message-size", "16"]);
+    let mut client = server.connect();
+    client.send(
+        b"POST /pub/c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n",
+    );
+    let r = client.read_response();
+    assert_eq!(r.status, 413, "{r:?}");
+    client.assert_closed();
+}
+
+#[test]
+fn stalled_request_body_gets_408_after_the_idle_timeout() {
+    let server = TestServer::start(&["--idle-timeout", "0.3"]);
+    let mut client = server.connect();
+    client.send(b"POST /pub/c HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
+    let started = Instant::now();
+    let r = client.read_response();
+    assert_eq!(r.status, 408, "{r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    client.assert_closed();
+    assert_eq!(
+        server.poll("c", Some(0)).status,
+        204,
+        "nothing was published"
+    );
+}
+
+#[test]
+fn request_pipelined_behind_a_parked_longpoll_is_answered_after_it() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    let mut batch = longpoll_request("c", Some(0), Some(30.0));
+    batch.extend(poll_request("c", None));
+    client.send(&batch);
+    assert!(
+        !client.receives_within(Duration::from_millis(100)),
+        "the request behind a parked long-poll must not be answered before it"
+    );
+    server.publish("c", "x");
+    let first = client.read_response();
+    assert_eq!(first.message_data(), ["x"]);
+    let second = client.read_response();
+    assert_eq!(second.body_str(), r#"{"last_id":1,"messages":[]}"#);
+}
+
+#[test]
+fn empty_lines_before_a_request_line_are_ignored() {
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    client.send(&publish_request("c", "x"));
+    assert_eq!(client.read_response().status, 200);
+    client.send(b"\r\n\r\nGET /poll/c?since=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.read_response().message_data(), ["x"]);
+}
+
+#[test]
+fn absolute_form_request_target_is_accepted() {
+    // RFC 9112 §3.2.2: a server MUST accept the absolute-form in requests.
+    let server = TestServer::start(&[]);
+    server.publish("c", "x");
+    let r = server.request(b"GET http://t/poll/c?since=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.message_data(), ["x"]);
+}
+
+#[test]
+fn header_names_and_connection_tokens_are_case_insensitive() {
+    let server = TestServer::start(&[]);
+    let mut client = server.connect();
+    client.send(
+        b"POST /pub/c HTTP/1.1\r\nhOsT: t\r\ncontent-LENGTH: 1\r\nCONNECTION: Close\r\n\r\nx",
+    );
+    let r = client.read_response();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.closes(), "{r:?}");
+    client.assert_closed();
+}

@@ -159,7 +159,7 @@ pub fn longpoll_request(channel: &str, since: Option<u64>, timeout: Option<f64>)
 }
 
 /// One parsed response.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Response {
     /// `HTTP/1.1` or `HTTP/1.0`.
     pub version: String,
@@ -167,6 +167,18 @@ pub struct Response {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("version", &self.version)
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("headers", &self.headers)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .finish()
+    }
 }
 
 impl Response {
