@@ -403,8 +403,17 @@ fn unknown_path_is_404() {
 }
 
 #[test]
-fn root_path_is_404() {
-    assert_refused_keeping_the_connection(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 404);
+fn unknown_top_level_path_is_404() {
+    assert_refused_keeping_the_connection(b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", 404);
+}
+
+#[test]
+fn root_path_serves_the_demo_page() {
+    let server = TestServer::start(&[]);
+    let r = server.request(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.body_str().contains("<html"), "{}", r.body_str());
 }
 
 #[test]

@@ -100,9 +100,16 @@ impl BodyDecoder {
                 *remaining -= take as u64;
                 take
             }
-            BodyDecoder::Chunked(d) => d
-                .decode(input, body)
-                .map_err(RequestError::BadChunkedBody)?,
+            BodyDecoder::Chunked(d) => {
+                let n = d
+                    .decode(input, body)
+                    .map_err(RequestError::BadChunkedBody)?;
+                // A chunk announcing more than the limit allows is refused before its data comes.
+                if (body.len() as u64).saturating_add(d.announced_remaining()) > max_len as u64 {
+                    return Err(RequestError::BodyTooLarge);
+                }
+                n
+            }
         };
         if body.len() > max_len {
             return Err(RequestError::BodyTooLarge);
@@ -174,6 +181,16 @@ mod tests {
         assert_eq!(d.decode(&[1; 10], &mut body, 16), Ok(10));
         assert_eq!(
             d.decode(&[1; 10], &mut body, 16),
+            Err(RequestError::BodyTooLarge)
+        );
+    }
+
+    #[test]
+    fn oversized_chunk_is_refused_when_announced() {
+        let mut d = BodyDecoder::new(BodyFraming::Chunked).unwrap();
+        let mut body = vec![];
+        assert_eq!(
+            d.decode(b"100000\r\nabc", &mut body, 1000),
             Err(RequestError::BodyTooLarge)
         );
     }

@@ -99,6 +99,15 @@ impl ChunkedDecoder {
         ChunkedDecoder::default()
     }
 
+    /// Data bytes the chunk being read still announces (0 outside chunk data), so a caller can
+    /// refuse an oversized chunk as soon as its size line arrives.
+    pub fn announced_remaining(&self) -> u64 {
+        match self.state {
+            State::Data { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
     /// True once the last chunk and the trailer section have been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

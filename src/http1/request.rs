@@ -71,11 +71,28 @@ impl RequestHead {
         })
     }
 
-    /// The path part of the target.
+    /// The path part of the target. The absolute form (`http://host/path`, RFC 9112 §3.2.2, which
+    /// a server MUST accept) is reduced to its path.
     pub fn path(&self) -> &str {
-        match self.target.find('?') {
+        let without_query = match self.target.find('?') {
             Some(i) => &self.target[..i],
             None => &self.target,
+        };
+        let scheme_end = without_query
+            .get(..8)
+            .and_then(|p| p.find("://"))
+            .filter(|_| {
+                let t = without_query.as_bytes();
+                t.len() > 4 && t[..4].eq_ignore_ascii_case(b"http")
+            });
+        match scheme_end {
+            Some(i) => {
+                let after_authority = &without_query[i + 3..];
+                after_authority
+                    .find('/')
+                    .map_or("/", |slash| &after_authority[slash..])
+            }
+            None => without_query,
         }
     }
 
@@ -310,6 +327,17 @@ mod tests {
         assert_eq!(h.header("ACCEPT"), Some(&b"*/*"[..]));
         assert_eq!(h.len, 54);
         assert!(h.keep_alive());
+    }
+
+    #[test]
+    fn absolute_form_reduces_to_the_path() {
+        let h = decode_three_ways(
+            b"GET http://example.com:80/poll/a?since=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        assert_eq!(h.path(), "/poll/a");
+        assert_eq!(h.query_param("since"), Some("1"));
+        let h = decode_three_ways(b"GET HTTPS://example.com HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(h.path(), "/");
     }
 
     #[test]

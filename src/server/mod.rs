@@ -34,6 +34,10 @@ const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the waker that asks the loop to shut down.
 const WAKER: Token = Token(usize::MAX - 2);
 
+/// Connections past `max_connections` that are still tracked while they get their 503 and a
+/// lingering close; past this many more, the 503 is written and the socket dropped at once.
+const REFUSAL_ALLOWANCE: usize = 64;
+
 /// How long to wait before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -213,8 +217,9 @@ impl Server {
                     return;
                 }
             };
-            if self.conns.len() >= self.config.max_connections {
-                log::debug!("{peer}: refused, {} connections open", self.conns.len());
+            let over_limit = self.conns.len() >= self.config.max_connections;
+            if over_limit && self.conns.len() >= self.config.max_connections + REFUSAL_ALLOWANCE {
+                // Even the refusals are too many: answer and drop without tracking.
                 let mut head = Vec::new();
                 http::encode_refusal_503(self.date.value(), &mut head);
                 // Best effort on a fresh socket: the response fits in its send buffer.
@@ -233,7 +238,18 @@ impl Server {
                 log::warn!("{peer}: register failed: {e}");
                 continue;
             }
-            entry.insert(Connection::new(socket, self.now));
+            let conn = entry.insert(Connection::new(socket, self.now));
+            if over_limit {
+                // Tracked like any closing connection, so the 503 is not lost to a reset.
+                log::debug!("{peer}: refused, over the connection limit");
+                let mut head = Vec::new();
+                http::encode_refusal_503(self.date.value(), &mut head);
+                conn.output.push_bytes(&head);
+                conn.phase = Phase::Closing {
+                    since: self.now,
+                    write_shut: false,
+                };
+            }
             self.dirty.push(key);
         }
     }
