@@ -149,7 +149,9 @@ fn handshake_errors_get_the_status_the_rfc_asks_for() {
     let server = TestServer::start(&[]);
     let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let up = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
-    let cases: Vec<(String, u16, Option<(&str, &str)>)> = vec![
+    /// A request, the status it gets, and a header that status must carry.
+    type Case = (String, u16, Option<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
         (
             format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}{key}Sec-WebSocket-Version: 8\r\n\r\n"),
             426,
