@@ -19,6 +19,7 @@
 pub mod config;
 pub mod http1;
 pub mod hub;
+pub mod ledger;
 pub mod outbuf;
 pub mod polling;
 pub mod server;

@@ -1,11 +1,17 @@
-//! Output bytes waiting for a socket: owned or shared segments, written with one vectored write.
+//! Output bytes waiting for a socket: owned or shared segments, each with the [`Layout`] that says
+//! what its bytes are for, written with one vectored write.
 //!
-//! A published message is encoded once per transport into an `Arc<[u8]>`; every subscriber's queue
-//! holds a [`Segment::Shared`] pointing at those same bytes, so fan-out costs a reference-count
-//! increment per subscriber, never a copy.
+//! A published message is encoded once per transport into a [`SharedUnit`]; every subscriber's
+//! queue holds a [`Segment::Shared`] pointing at those same bytes, so fan-out costs a
+//! reference-count increment per subscriber, never a copy. When a write takes bytes out of the
+//! queue, their categories (and the publish time of any delivery whose first byte just left) are
+//! reported in a [`WriteReport`] for the ledger.
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
+use std::time::Instant;
+
+use crate::ledger::{ByCategory, Category, Layout};
 
 /// Most slices handed to one `write_vectored` call (Linux accepts 1024; past a few dozen the gain
 /// is nil).
@@ -44,11 +50,51 @@ impl Segment {
     }
 }
 
+/// An encoded unit shared by every subscriber: its bytes and what they are.
+#[derive(Debug, Clone)]
+pub struct SharedUnit {
+    pub bytes: Arc<[u8]>,
+    pub layout: Layout,
+}
+
+impl SharedUnit {
+    pub fn new(bytes: Vec<u8>, layout: Layout) -> SharedUnit {
+        debug_assert_eq!(
+            layout.len(),
+            bytes.len(),
+            "a layout covers its unit exactly"
+        );
+        SharedUnit {
+            bytes: bytes.into(),
+            layout,
+        }
+    }
+}
+
+/// What one or more writes took out of a queue.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    /// Bytes written, by category.
+    pub by_category: ByCategory,
+    /// Publish times of the deliveries whose first byte was written.
+    pub delivered: Vec<Instant>,
+    /// `write` calls made (successful or not).
+    pub syscalls: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    segment: Segment,
+    layout: Layout,
+    /// Publish time of the message this entry delivers, reported when its first byte is written.
+    stamp: Option<Instant>,
+}
+
 /// A FIFO of segments with a read position in the first one.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    segments: VecDeque<Segment>,
-    /// Bytes of the front segment already written.
+    entries: VecDeque<Entry>,
+    /// Bytes of the front entry already written.
     front_offset: usize,
     /// Bytes queued and not yet written.
     pending: usize,
@@ -68,43 +114,86 @@ impl OutQueue {
         self.pending == 0
     }
 
-    /// Queues a copy of `bytes`, appending to the last owned segment when it is small.
-    pub fn push_bytes(&mut self, bytes: &[u8]) {
+    /// Queues a copy of `bytes`, all of `category`, appending to the last owned segment when it is
+    /// small.
+    pub fn push_bytes(&mut self, bytes: &[u8], category: Category) {
+        self.push_bytes_with(bytes, Layout::uniform(category, bytes.len()));
+    }
+
+    /// Queues a copy of `bytes` laid out as `layout`.
+    pub fn push_bytes_with(&mut self, bytes: &[u8], layout: Layout) {
         if bytes.is_empty() {
             return;
         }
-        self.pending += bytes.len();
-        if let Some(Segment::Owned(last)) = self.segments.back_mut()
+        debug_assert_eq!(
+            layout.len(),
+            bytes.len(),
+            "a layout covers its bytes exactly"
+        );
+        if let Some(Entry {
+            segment: Segment::Owned(last),
+            layout: last_layout,
+            ..
+        }) = self.entries.back_mut()
             && last.len() < COALESCE_LIMIT
+            && last_layout.try_extend(&layout)
         {
             last.extend_from_slice(bytes);
+            self.pending += bytes.len();
             return;
         }
-        self.segments.push_back(Segment::Owned(bytes.to_vec()));
+        self.push_entry(Segment::Owned(bytes.to_vec()), layout, None);
     }
 
-    /// Queues `segment` as it is (no copy for shared bytes).
-    pub fn push(&mut self, segment: Segment) {
+    /// Queues `segment` as it is (no copy for shared or static bytes).
+    pub fn push(&mut self, segment: Segment, layout: Layout) {
         match segment {
-            Segment::Owned(v) if v.len() < COALESCE_LIMIT => self.push_bytes(&v),
-            s if s.is_empty() => {}
-            s => {
-                self.pending += s.len();
-                self.segments.push_back(s);
-            }
+            Segment::Owned(v) if v.len() < COALESCE_LIMIT => self.push_bytes_with(&v, layout),
+            s => self.push_entry(s, layout, None),
         }
     }
 
-    /// Writes as much as `sink` takes in one vectored write. Returns the bytes written (0 when the
-    /// queue is empty); errors, `WouldBlock` included, are the sink's.
-    pub fn write_to(&mut self, sink: &mut impl Write) -> io::Result<usize> {
+    /// Queues a shared unit that delivers a message published at `published_at`.
+    pub fn push_delivery(&mut self, unit: &SharedUnit, published_at: Instant) {
+        self.push_entry(
+            Segment::Shared(unit.bytes.clone()),
+            unit.layout,
+            Some(published_at),
+        );
+    }
+
+    fn push_entry(&mut self, segment: Segment, layout: Layout, stamp: Option<Instant>) {
+        if segment.is_empty() {
+            return;
+        }
+        debug_assert_eq!(
+            layout.len(),
+            segment.len(),
+            "a layout covers its segment exactly"
+        );
+        self.pending += segment.len();
+        self.entries.push_back(Entry {
+            segment,
+            layout,
+            stamp,
+        });
+    }
+
+    /// Writes as much as `sink` takes in one vectored write, adding what left to `report`.
+    /// Returns the bytes written (0 when the queue is empty); errors, `WouldBlock` included, are
+    /// the sink's.
+    pub fn write_to(
+        &mut self,
+        sink: &mut impl Write,
+        report: &mut WriteReport,
+    ) -> io::Result<usize> {
         if self.pending == 0 {
             return Ok(0);
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
-        for (i, seg) in self.segments.iter().take(MAX_IOVECS).enumerate() {
-            let bytes = seg.as_slice();
+        for (i, entry) in self.entries.iter().take(MAX_IOVECS).enumerate() {
+            let bytes = entry.segment.as_slice();
             slices[i] = IoSlice::new(if i == 0 {
                 &bytes[self.front_offset..]
             } else {
@@ -112,37 +201,49 @@ impl OutQueue {
             });
             count = i + 1;
         }
+        report.syscalls += 1;
         let written = sink.write_vectored(&slices[..count])?;
-        self.consume(written);
+        self.consume(written, report);
         Ok(written)
     }
 
-    fn consume(&mut self, mut n: usize) {
+    fn consume(&mut self, mut n: usize, report: &mut WriteReport) {
         self.pending -= n;
         while n > 0 {
-            let Some(front) = self.segments.front() else {
+            let Some(front) = self.entries.front() else {
                 break;
             };
-            let left = front.len() - self.front_offset;
-            if n < left {
-                self.front_offset += n;
+            if self.front_offset == 0
+                && let Some(stamp) = front.stamp
+            {
+                report.delivered.push(stamp);
+            }
+            let left = front.segment.len() - self.front_offset;
+            let take = n.min(left);
+            front
+                .layout
+                .attribute(self.front_offset, take, |category, k| {
+                    report.by_category[category.index()] += k as u64;
+                });
+            n -= take;
+            if take < left {
+                self.front_offset += take;
                 return;
             }
-            n -= left;
             self.front_offset = 0;
-            self.segments.pop_front();
+            self.entries.pop_front();
         }
     }
 
-    /// Drops every segment not yet begun, keeping a partly written front segment whole so the
-    /// peer never sees half a unit (a frame, a chunk). Used to cut a slow consumer's backlog.
+    /// Drops every entry not yet begun, keeping a partly written front entry whole so the peer
+    /// never sees half a unit (a frame, a chunk). Used to cut a slow consumer's backlog.
     pub fn drop_unstarted(&mut self) {
         let keep = usize::from(self.front_offset > 0);
-        self.segments.truncate(keep);
+        self.entries.truncate(keep);
         self.pending = self
-            .segments
+            .entries
             .front()
-            .map_or(0, |s| s.len() - self.front_offset);
+            .map_or(0, |e| e.segment.len() - self.front_offset);
     }
 }
 
@@ -179,62 +280,76 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_everything_in_order_through_partial_writes() {
-        let shared: Arc<[u8]> = Arc::from(&b"SHARED-PAYLOAD"[..]);
+    fn unit(bytes: &[u8]) -> SharedUnit {
+        SharedUnit::new(
+            bytes.to_vec(),
+            Layout::from_runs(&[
+                (Category::WsFrameHeader, 2),
+                (Category::Payload, bytes.len() - 2),
+            ]),
+        )
+    }
+
+    fn filled_queue(published: Instant) -> OutQueue {
         let mut q = OutQueue::new();
-        q.push_bytes(b"head;");
-        q.push(Segment::Shared(shared.clone()));
-        q.push_bytes(b";");
-        q.push(Segment::Shared(shared));
-        q.push_bytes(b";tail");
+        q.push_bytes(b"head;", Category::ResponseHead);
+        q.push_delivery(&unit(b"SHARED-PAYLOAD"), published);
+        q.push_bytes(b";", Category::JsonEnvelope);
+        q.push_delivery(&unit(b"SHARED-PAYLOAD"), published);
+        q.push_bytes(b";tail", Category::JsonEnvelope);
+        q
+    }
+
+    #[test]
+    fn writes_everything_in_order_and_attributes_every_byte() {
         let expected = b"head;SHARED-PAYLOAD;SHARED-PAYLOAD;tail";
-        assert_eq!(q.len(), expected.len());
+        let t = Instant::now();
         for limit in 1..8 {
-            let mut q2 = OutQueue::new();
-            q2.push_bytes(b"head;");
-            q2.push(Segment::Shared(Arc::from(&b"SHARED-PAYLOAD"[..])));
-            q2.push_bytes(b";");
-            q2.push(Segment::Shared(Arc::from(&b"SHARED-PAYLOAD"[..])));
-            q2.push_bytes(b";tail");
+            let mut q = filled_queue(t);
+            assert_eq!(q.len(), expected.len());
             let mut sink = Trickle { out: vec![], limit };
-            while !q2.is_empty() {
-                q2.write_to(&mut sink).unwrap();
+            let mut report = WriteReport::default();
+            while !q.is_empty() {
+                q.write_to(&mut sink, &mut report).unwrap();
             }
             assert_eq!(sink.out, expected, "limit {limit}");
+            let by = report.by_category;
+            assert_eq!(by[Category::ResponseHead.index()], 5);
+            assert_eq!(by[Category::JsonEnvelope.index()], 6);
+            assert_eq!(by[Category::WsFrameHeader.index()], 4);
+            assert_eq!(by[Category::Payload.index()], 24);
+            assert_eq!(by.iter().sum::<u64>(), expected.len() as u64);
+            assert_eq!(report.delivered, [t, t], "limit {limit}");
         }
-        let mut sink = Trickle {
-            out: vec![],
-            limit: 1 << 20,
-        };
-        q.write_to(&mut sink).unwrap();
-        assert_eq!(sink.out, expected);
-        assert!(q.is_empty());
     }
 
     #[test]
     fn drops_only_unstarted_segments() {
         let mut q = OutQueue::new();
-        q.push(Segment::Shared(Arc::from(vec![1u8; 5000])));
-        q.push(Segment::Shared(Arc::from(vec![2u8; 5000])));
+        let big = SharedUnit::new(vec![1u8; 5000], Layout::uniform(Category::Payload, 5000));
+        q.push_delivery(&big, Instant::now());
+        q.push_delivery(&big, Instant::now());
         let mut sink = Trickle {
             out: vec![],
             limit: 100,
         };
-        q.write_to(&mut sink).unwrap();
+        q.write_to(&mut sink, &mut WriteReport::default()).unwrap();
         q.drop_unstarted();
         assert_eq!(q.len(), 4900);
         let mut q = OutQueue::new();
-        q.push_bytes(b"abc");
+        q.push_bytes(b"abc", Category::Other);
         q.drop_unstarted();
         assert!(q.is_empty());
     }
 
     #[test]
     fn shared_segments_are_not_copied() {
-        let shared: Arc<[u8]> = Arc::from(vec![1u8; 10_000]);
+        let shared = SharedUnit::new(
+            vec![1u8; 10_000],
+            Layout::uniform(Category::Payload, 10_000),
+        );
         let mut q = OutQueue::new();
-        q.push(Segment::Shared(shared.clone()));
-        assert_eq!(Arc::strong_count(&shared), 2);
+        q.push_delivery(&shared, Instant::now());
+        assert_eq!(Arc::strong_count(&shared.bytes), 2);
     }
 }

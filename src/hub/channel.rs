@@ -1,6 +1,7 @@
 //! One channel: its id counter, history and subscribers.
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{HistoryLimits, Message, Published, SubscriberId, Subscription};
 
@@ -38,9 +39,14 @@ impl Channel {
         self.last_id
     }
 
-    pub(super) fn publish(&mut self, data: Box<str>, limits: &HistoryLimits) -> Published {
+    pub(super) fn publish(
+        &mut self,
+        data: Box<str>,
+        now: Instant,
+        limits: &HistoryLimits,
+    ) -> Published {
         self.last_id += 1;
-        let message = Arc::new(Message::new(self.last_id, data));
+        let message = Arc::new(Message::new(self.last_id, data, now));
         self.history_bytes += message.data.len();
         self.history.push_back(message.clone());
         while self.history.len() > 1

@@ -22,6 +22,7 @@ pub use message::{Encoding, Message};
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use channel::Channel;
 
@@ -95,10 +96,11 @@ impl Hub {
         self.channels.get_mut(name).expect("channel exists")
     }
 
-    /// Appends a message to `channel` and returns it with the subscribers to deliver it to.
-    pub fn publish(&mut self, channel: &str, data: Box<str>) -> Published {
+    /// Appends a message to `channel` and returns it with the subscribers to deliver it to. `now`
+    /// is stamped on the message (the hub reads no clock).
+    pub fn publish(&mut self, channel: &str, data: Box<str>, now: Instant) -> Published {
         let limits = self.limits;
-        self.channel_mut(channel).publish(data, &limits)
+        self.channel_mut(channel).publish(data, now, &limits)
     }
 
     /// The id of the newest message of `channel` (0 when nothing was ever published).
@@ -161,9 +163,9 @@ mod tests {
     #[test]
     fn ids_start_at_one_and_increase_per_channel() {
         let mut h = hub(10, 1000);
-        assert_eq!(h.publish("a", "x".into()).message.id, 1);
-        assert_eq!(h.publish("a", "y".into()).message.id, 2);
-        assert_eq!(h.publish("b", "z".into()).message.id, 1);
+        assert_eq!(h.publish("a", "x".into(), Instant::now()).message.id, 1);
+        assert_eq!(h.publish("a", "y".into(), Instant::now()).message.id, 2);
+        assert_eq!(h.publish("b", "z".into(), Instant::now()).message.id, 1);
         assert_eq!(h.last_id("a"), 2);
         assert_eq!(h.last_id("none"), 0);
     }
@@ -172,7 +174,7 @@ mod tests {
     fn since_returns_newer_messages_oldest_first() {
         let mut h = hub(10, 1000);
         for i in 0..5 {
-            h.publish("a", format!("m{i}").into());
+            h.publish("a", format!("m{i}").into(), Instant::now());
         }
         let b = h.since("a", 2);
         assert_eq!(ids(&b), [3, 4, 5]);
@@ -185,7 +187,7 @@ mod tests {
     fn history_is_bounded_by_count_and_bytes() {
         let mut h = hub(3, 1000);
         for _ in 0..5 {
-            h.publish("a", "x".into());
+            h.publish("a", "x".into(), Instant::now());
         }
         let b = h.since("a", 0);
         assert_eq!(ids(&b), [3, 4, 5]);
@@ -193,11 +195,11 @@ mod tests {
 
         let mut h = hub(100, 10);
         for _ in 0..5 {
-            h.publish("a", "abcd".into());
+            h.publish("a", "abcd".into(), Instant::now());
         }
         assert_eq!(ids(&h.since("a", 0)), [4, 5]);
         // A message larger than the byte budget is still kept, alone.
-        h.publish("a", "0123456789abcdef".into());
+        h.publish("a", "0123456789abcdef".into(), Instant::now());
         assert_eq!(ids(&h.since("a", 0)), [6]);
     }
 
@@ -205,7 +207,7 @@ mod tests {
     fn gap_only_when_something_was_missed() {
         let mut h = hub(3, 1000);
         for _ in 0..5 {
-            h.publish("a", "x".into());
+            h.publish("a", "x".into(), Instant::now());
         }
         assert_eq!(h.since("a", 2).gap, None);
         assert_eq!(h.since("a", 1).gap, Some(Gap { from: 2, to: 2 }));
@@ -214,7 +216,7 @@ mod tests {
     #[test]
     fn since_in_the_future_is_a_reset() {
         let mut h = hub(10, 1000);
-        h.publish("a", "x".into());
+        h.publish("a", "x".into(), Instant::now());
         let b = h.since("a", 7);
         assert!(b.reset);
         assert_eq!(ids(&b), [1]);
@@ -228,15 +230,19 @@ mod tests {
         let mut h = hub(10, 1000);
         h.subscribe("a", 1, Subscription::Once);
         h.subscribe("a", 2, Subscription::Stream);
-        let mut first = h.publish("a", "x".into()).subscribers;
+        let mut first = h.publish("a", "x".into(), Instant::now()).subscribers;
         first.sort_by_key(|s| s.0);
         assert_eq!(first, [(1, Subscription::Once), (2, Subscription::Stream)]);
         assert_eq!(
-            h.publish("a", "y".into()).subscribers,
+            h.publish("a", "y".into(), Instant::now()).subscribers,
             [(2, Subscription::Stream)]
         );
         h.unsubscribe("a", 2);
-        assert!(h.publish("a", "z".into()).subscribers.is_empty());
+        assert!(
+            h.publish("a", "z".into(), Instant::now())
+                .subscribers
+                .is_empty()
+        );
         assert_eq!(h.subscriber_count("a"), 0);
     }
 }

@@ -14,10 +14,12 @@
 //! held, and `"reset":true` says the client's `since` is newer than anything the channel has (the
 //! server restarted): in both cases `messages` carries everything held after the client's position.
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::hub::{Backlog, Encoding, Message};
-use crate::outbuf::Segment;
+use crate::ledger::{Category, Layout};
+use crate::outbuf::SharedUnit;
 
 /// What a poll or long-poll request asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,16 +82,31 @@ pub fn parse_id(v: &str) -> Option<u64> {
     v.parse().ok()
 }
 
-/// The JSON object of one message, `{"id":N,"data":"…"}`, as cached on the message.
-pub fn encode_message_json(message: &Message) -> Vec<u8> {
+/// The JSON object of one message, `{"id":N,"data":"…"}`, with its layout: the envelope around
+/// the payload, and the payload counted at its published length (escaping is envelope).
+pub fn encode_message_json(message: &Message) -> SharedUnit {
     let mut out = Vec::with_capacity(message.data.len() + 24);
     out.extend_from_slice(b"{\"id\":");
     out.extend_from_slice(message.id.to_string().as_bytes());
-    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(b",\"data\":\"");
+    let prefix = out.len();
     // Serializing a str to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, &*message.data);
+    // serde_json wrote the opening quote again: drop ours.
+    out.remove(prefix - 1);
     out.push(b'}');
-    out
+    let payload = message.data.len();
+    let layout = Layout::from_runs(&[
+        (Category::JsonEnvelope, prefix),
+        (Category::Payload, payload),
+        (Category::JsonEnvelope, out.len() - prefix - payload),
+    ]);
+    SharedUnit::new(out, layout)
+}
+
+/// A message's JSON object, encoded once and shared by every answer that carries it.
+pub fn message_json(message: &Message) -> Arc<SharedUnit> {
+    message.encoded(Encoding::Json, encode_message_json)
 }
 
 /// Whether a backlog has anything to tell: messages, a gap or a reset. When it does not, a poll is
@@ -98,10 +115,28 @@ pub fn has_news(backlog: &Backlog) -> bool {
     !backlog.messages.is_empty() || backlog.gap.is_some() || backlog.reset
 }
 
-/// The JSON body answering a poll, as segments: the envelope is built for this response, each
-/// message's JSON is the shared encoding cached on the message. Returns the segments and their
-/// total length (for Content-Length).
-pub fn encode_body(backlog: &Backlog) -> (Vec<Segment>, usize) {
+/// A piece of a poll body.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    /// JSON made for this answer (`{"last_id":…,"messages":[`, commas, `]}`).
+    Envelope(Vec<u8>),
+    /// A message's shared JSON object and when the message was published.
+    Message(Arc<SharedUnit>, Instant),
+}
+
+/// The JSON body answering a poll.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub pieces: Vec<Piece>,
+    /// Total length, for Content-Length.
+    pub len: usize,
+    /// Messages carried.
+    pub messages: usize,
+}
+
+/// Builds the body answering a poll: the envelope is made for this response, each message's JSON
+/// is the shared encoding cached on the message.
+pub fn encode_body(backlog: &Backlog) -> Body {
     let mut head = format!("{{\"last_id\":{}", backlog.last_id);
     if let Some(gap) = backlog.gap {
         head.push_str(&format!(
@@ -113,21 +148,25 @@ pub fn encode_body(backlog: &Backlog) -> (Vec<Segment>, usize) {
         head.push_str(",\"reset\":true");
     }
     head.push_str(",\"messages\":[");
-    let mut segments = Vec::with_capacity(backlog.messages.len() * 2 + 2);
+    let mut pieces = Vec::with_capacity(backlog.messages.len() * 2 + 2);
     let mut len = head.len();
-    segments.push(Segment::Owned(head.into_bytes()));
+    pieces.push(Piece::Envelope(head.into_bytes()));
     for (i, m) in backlog.messages.iter().enumerate() {
         if i > 0 {
-            segments.push(Segment::Owned(b",".to_vec()));
+            pieces.push(Piece::Envelope(b",".to_vec()));
             len += 1;
         }
-        let json = m.encoded(Encoding::Json, encode_message_json);
-        len += json.len();
-        segments.push(Segment::Shared(json));
+        let json = message_json(m);
+        len += json.bytes.len();
+        pieces.push(Piece::Message(json, m.published_at));
     }
-    segments.push(Segment::Owned(b"]}".to_vec()));
+    pieces.push(Piece::Envelope(b"]}".to_vec()));
     len += 2;
-    (segments, len)
+    Body {
+        pieces,
+        len,
+        messages: backlog.messages.len(),
+    }
 }
 
 #[cfg(test)]
@@ -136,9 +175,16 @@ mod tests {
     use crate::hub::{Gap, HistoryLimits, Hub};
 
     fn body_string(b: &Backlog) -> String {
-        let (segs, len) = encode_body(b);
-        let bytes: Vec<u8> = segs.iter().flat_map(|s| s.as_slice().to_vec()).collect();
-        assert_eq!(bytes.len(), len);
+        let body = encode_body(b);
+        let bytes: Vec<u8> = body
+            .pieces
+            .iter()
+            .flat_map(|p| match p {
+                Piece::Envelope(v) => v.clone(),
+                Piece::Message(unit, _) => unit.bytes.to_vec(),
+            })
+            .collect();
+        assert_eq!(bytes.len(), body.len);
         String::from_utf8(bytes).unwrap()
     }
 
@@ -181,10 +227,19 @@ mod tests {
 
     #[test]
     fn encodes_messages_json_escaped() {
-        let m = Message::new(7, "say \"hi\"\n\u{1}é".into());
+        let m = Message::new(7, "say \"hi\"\n\u{1}é".into(), std::time::Instant::now());
+        let unit = encode_message_json(&m);
         assert_eq!(
-            String::from_utf8(encode_message_json(&m)).unwrap(),
+            std::str::from_utf8(&unit.bytes).unwrap(),
             r#"{"id":7,"data":"say \"hi\"\n\u0001é"}"#
+        );
+        assert_eq!(
+            unit.layout.runs(),
+            [
+                (Category::JsonEnvelope, 16),
+                (Category::Payload, 12),
+                (Category::JsonEnvelope, 10)
+            ]
         );
     }
 
@@ -195,7 +250,7 @@ mod tests {
             max_bytes: 100,
         });
         for d in ["a", "b", "c"] {
-            hub.publish("ch", d.into());
+            hub.publish("ch", d.into(), std::time::Instant::now());
         }
         let b = hub.since("ch", 0);
         assert_eq!(b.gap, Some(Gap { from: 1, to: 1 }));

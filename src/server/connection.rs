@@ -8,7 +8,8 @@ use mio::net::TcpStream;
 use super::router::Route;
 use super::websocket::WsConn;
 use crate::http1::{BodyDecoder, HeadReader};
-use crate::outbuf::OutQueue;
+use crate::ledger::Transport;
+use crate::outbuf::{OutQueue, WriteReport};
 
 /// Bytes asked of the socket per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -97,6 +98,12 @@ pub(crate) struct Connection {
     pub last_activity: Instant,
     /// Requests answered on this connection so far.
     pub requests: u64,
+    /// The transport the connection's current request belongs to (for the ledger).
+    pub transport: Transport,
+    /// Transports already counted as a connection of theirs (bit per transport).
+    pub counted_transports: u8,
+    /// `read` calls made and not yet attributed to a transport.
+    pub unattributed_reads: u64,
 }
 
 impl Connection {
@@ -115,6 +122,9 @@ impl Connection {
             head_started: now,
             last_activity: now,
             requests: 0,
+            transport: Transport::Other,
+            counted_transports: 0,
+            unattributed_reads: 0,
         }
     }
 
@@ -127,6 +137,7 @@ impl Connection {
                 self.head_started = now;
             }
             self.input.resize(start + READ_CHUNK, 0);
+            self.unattributed_reads += 1;
             let result = self.socket.read(&mut self.input[start..]);
             let n = match result {
                 Ok(n) => n,
@@ -157,11 +168,12 @@ impl Connection {
         Ok(ReadOutcome::Read(total))
     }
 
-    /// Writes queued output until the socket would block or the queue is empty.
-    pub(crate) fn flush(&mut self) -> io::Result<usize> {
+    /// Writes queued output until the socket would block or the queue is empty, reporting what
+    /// left in `report`.
+    pub(crate) fn flush(&mut self, report: &mut WriteReport) -> io::Result<usize> {
         let mut total = 0;
         while self.writable && !self.output.is_empty() {
-            match self.output.write_to(&mut self.socket) {
+            match self.output.write_to(&mut self.socket, report) {
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

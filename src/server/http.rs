@@ -11,8 +11,9 @@ use crate::http1::{
     BodyDecoder, BodyFraming, RequestError, RequestHead, ResponseBody, ResponseHead, Status,
 };
 use crate::hub::{Published, Subscription};
+use crate::ledger::{Category, Counter, Layout, Transport};
 use crate::outbuf::Segment;
-use crate::polling;
+use crate::polling::{self, Piece};
 
 /// Extra header fields of every poll answer: a poll result must never come from a cache.
 const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
@@ -20,7 +21,7 @@ const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 /// The demo page, embedded in the binary.
 const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
 
-/// A 503 for a connection over the limit, written straight to the fresh socket.
+/// A 503 for a connection over the limit.
 pub(super) fn encode_refusal_503(date: &str, out: &mut Vec<u8>) {
     let body = b"503 Service Unavailable: too many connections\n";
     ResponseHead {
@@ -36,6 +37,30 @@ pub(super) fn encode_refusal_503(date: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
+/// A response body and what its bytes are for.
+pub(super) enum Reply {
+    /// No body (204, or a 200 with nothing to say).
+    Empty,
+    /// Bytes made for this answer, all of one category (error texts are `Other`, the publish
+    /// acknowledgement is `JsonEnvelope`).
+    Bytes(Vec<u8>, Category),
+    /// A poll or long-poll body: envelope pieces and shared message objects.
+    Poll(polling::Body),
+    /// A page built into the binary.
+    Static(&'static [u8]),
+}
+
+impl Reply {
+    fn len(&self) -> usize {
+        match self {
+            Reply::Empty => 0,
+            Reply::Bytes(b, _) => b.len(),
+            Reply::Poll(body) => body.len,
+            Reply::Static(b) => b.len(),
+        }
+    }
+}
+
 impl Server {
     /// Lets the connection's current phase consume its input. Returns whether anything happened.
     pub(super) fn process(&mut self, key: usize) -> bool {
@@ -48,26 +73,45 @@ impl Server {
                 Phase::Closing { .. } | Phase::Parked { .. } => return progressed,
                 // An event stream is one-way: whatever the client sends now is ignored.
                 Phase::Sse { .. } => {
+                    let n = conn.input.len();
                     conn.input.clear();
+                    self.account_in(key, Category::Other, n);
                     return progressed;
                 }
                 Phase::WebSocket(_) => return self.ws_process(key) || progressed,
-                Phase::ReadingBody { decoder, body, .. } => {
+                Phase::ReadingBody {
+                    decoder,
+                    body,
+                    route,
+                    ..
+                } => {
                     if conn.input.is_empty() {
                         return progressed;
                     }
+                    let before = body.len();
+                    let data_category = match route {
+                        Route::Publish { .. } => Category::Payload,
+                        _ => Category::Other,
+                    };
                     match decoder.decode(&conn.input, body, self.config.max_message_size) {
                         Err(e) => {
                             self.refuse(key, e);
                             return true;
                         }
                         Ok(n) => {
+                            let data = body.len() - before;
                             conn.input.drain(..n);
                             conn.last_activity = self.now;
                             progressed |= n > 0;
-                            if !decoder.is_done() {
+                            let done = decoder.is_done();
+                            self.account_in(key, data_category, data);
+                            self.account_in(key, Category::ChunkFraming, n - data);
+                            if !done {
                                 return progressed;
                             }
+                            let Some(conn) = self.conns.get_mut(key) else {
+                                return progressed;
+                            };
                             let Phase::ReadingBody {
                                 exchange,
                                 route,
@@ -89,11 +133,14 @@ impl Server {
                     let skip = leading_empty_lines(&conn.input);
                     if skip > 0 {
                         conn.input.drain(..skip);
+                        self.account_in(key, Category::RequestHead, skip);
                         progressed = true;
+                        continue;
                     }
                     match conn.head_reader.decode(&conn.input, &self.config.http) {
                         Ok(None) => return progressed,
                         Err(e) => {
+                            self.set_transport(key, Transport::Other);
                             self.refuse(key, e);
                             return true;
                         }
@@ -112,6 +159,15 @@ impl Server {
     /// A head has arrived: decide its framing and route, then read its body or handle it.
     fn begin_request(&mut self, key: usize, head: RequestHead) {
         log::debug!("c{key}: {head}");
+        let route = router::route(&head);
+        let transport = route.as_ref().map_or(Transport::Other, Route::transport);
+        self.set_transport(key, transport);
+        let head_category = match route {
+            Ok(Route::WebSocket { .. }) => Category::WsHandshake,
+            _ => Category::RequestHead,
+        };
+        self.account_in(key, head_category, head.len);
+        self.ledger.count(transport, Counter::Requests, 1);
         let framing = match BodyFraming::decide(&head) {
             Ok(f) => f,
             Err(e) => return self.refuse(key, e),
@@ -129,7 +185,7 @@ impl Server {
             keep_alive: head.keep_alive() && !self.is_shutting_down(),
         };
         let decoder = BodyDecoder::new(framing);
-        let route = match router::route(&head) {
+        let route = match route {
             Ok(route) => route,
             Err(refusal) => {
                 // The body is not read, so nothing after it can be framed: close.
@@ -159,7 +215,7 @@ impl Server {
                 };
                 // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant 100-continue.
                 if expects_continue && exchange.minor_version == 1 {
-                    conn.output.push_bytes(CONTINUE_100);
+                    conn.output.push_bytes(CONTINUE_100, Category::ResponseHead);
                 }
                 conn.last_activity = self.now;
                 conn.phase = Phase::ReadingBody {
@@ -172,7 +228,7 @@ impl Server {
         }
     }
 
-    /// A complete request: answer it, park it, or switch protocols.
+    /// A complete request: answer it, park it, or start a stream.
     fn handle(&mut self, key: usize, exchange: Exchange, route: Route, body: Vec<u8>) {
         match route {
             Route::Publish { channel } => {
@@ -183,19 +239,20 @@ impl Server {
                         Refusal::new(400, "message body is not UTF-8"),
                     );
                 };
-                let published = self.hub.publish(&channel, text.into_boxed_str());
+                let published = self.hub.publish(&channel, text.into_boxed_str(), self.now);
                 let answer = format!(
                     "{{\"channel\":{},\"id\":{}}}",
                     serde_json::Value::from(&*channel),
                     published.message.id
                 );
+                let reply = Reply::Bytes(answer.into_bytes(), Category::JsonEnvelope);
                 self.respond(
                     key,
                     exchange,
                     Status::OK,
                     Some("application/json"),
                     &[],
-                    vec![Segment::Owned(answer.into_bytes())],
+                    reply,
                 );
                 self.fan_out(&channel, published);
             }
@@ -203,32 +260,18 @@ impl Server {
                 let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
                 let backlog = self.hub.since(&channel, since);
                 if query.since.is_some() && !polling::has_news(&backlog) {
-                    self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
+                    self.respond_empty_poll(key, exchange);
                 } else {
-                    let (segments, _) = polling::encode_body(&backlog);
-                    self.respond(
-                        key,
-                        exchange,
-                        Status::OK,
-                        Some("application/json"),
-                        &[NO_STORE],
-                        segments,
-                    );
+                    let reply = Reply::Poll(polling::encode_body(&backlog));
+                    self.respond_poll(key, exchange, reply);
                 }
             }
             Route::LongPoll { channel, query } => {
                 let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
                 let backlog = self.hub.since(&channel, since);
                 if polling::has_news(&backlog) {
-                    let (segments, _) = polling::encode_body(&backlog);
-                    return self.respond(
-                        key,
-                        exchange,
-                        Status::OK,
-                        Some("application/json"),
-                        &[NO_STORE],
-                        segments,
-                    );
+                    let reply = Reply::Poll(polling::encode_body(&backlog));
+                    return self.respond_poll(key, exchange, reply);
                 }
                 let wait = query
                     .timeout
@@ -246,11 +289,65 @@ impl Server {
                 Status::OK,
                 Some("text/html; charset=utf-8"),
                 &[("Cache-Control", "no-cache")],
-                vec![Segment::Static(INDEX_HTML)],
+                Reply::Static(INDEX_HTML),
             ),
+            Route::Stats { channel } => {
+                let json = self.stats_json(channel.as_deref());
+                let reply = Reply::Bytes(json.into_bytes(), Category::Other);
+                let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
+                self.respond(
+                    key,
+                    exchange,
+                    Status::OK,
+                    Some("application/json"),
+                    &extra,
+                    reply,
+                );
+            }
+            Route::Drop { transport } => {
+                let dropped = self.drop_transport(transport, key);
+                let answer = format!("{{\"dropped\":{dropped}}}");
+                let reply = Reply::Bytes(answer.into_bytes(), Category::Other);
+                self.respond(
+                    key,
+                    exchange,
+                    Status::OK,
+                    Some("application/json"),
+                    &[],
+                    reply,
+                );
+            }
+            Route::Trace => self.start_trace_feed(key, exchange),
             // Upgrades are answered as soon as their head is read (`begin_request`).
             Route::WebSocket { .. } => {}
         }
+    }
+
+    fn respond_poll(&mut self, key: usize, exchange: Exchange, reply: Reply) {
+        let extra = [NO_STORE];
+        self.respond(
+            key,
+            exchange,
+            Status::OK,
+            Some("application/json"),
+            &extra,
+            reply,
+        );
+    }
+
+    /// Nothing new for a poll, or a long-poll that timed out.
+    fn respond_empty_poll(&mut self, key: usize, exchange: Exchange) {
+        if let Some(conn) = self.conns.get(key) {
+            self.ledger.count(conn.transport, Counter::Empty, 1);
+        }
+        self.respond(
+            key,
+            exchange,
+            Status::NO_CONTENT,
+            None,
+            &[NO_STORE],
+            Reply::Empty,
+        );
     }
 
     fn park(
@@ -288,7 +385,8 @@ impl Server {
                         "c{key}: slow consumer cut off ({} bytes pending)",
                         conn.output.len()
                     );
-                    self.slow_consumer_disconnects += 1;
+                    self.ledger
+                        .count(conn.transport, Counter::SlowDisconnects, 1);
                     if matches!(conn.phase, Phase::Sse { .. }) {
                         self.close(key);
                     } else {
@@ -306,18 +404,29 @@ impl Server {
             {
                 let (exchange, since) = (*exchange, *since);
                 conn.phase = Phase::AwaitingHead;
-                let (segments, _) = polling::encode_body(&self.hub.since(channel, since));
-                self.respond(
-                    key,
-                    exchange,
-                    Status::OK,
-                    Some("application/json"),
-                    &[NO_STORE],
-                    segments,
-                );
+                let reply = Reply::Poll(polling::encode_body(&self.hub.since(channel, since)));
+                self.respond_poll(key, exchange, reply);
                 self.dirty.push(key);
             }
         }
+    }
+
+    /// Closes every connection currently serving `transport` (except `asker`): what the demo's
+    /// "drop connection" buttons and the resume tests use.
+    fn drop_transport(&mut self, transport: Transport, asker: usize) -> usize {
+        let victims: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(k, c)| {
+                *k != asker && c.transport == transport && !matches!(c.phase, Phase::Closing { .. })
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for &key in &victims {
+            self.close(key);
+        }
+        log::info!("dropped {} {transport} connections", victims.len());
+        victims.len()
     }
 
     /// A connection's deadline passed.
@@ -348,7 +457,7 @@ impl Server {
                 let exchange = *exchange;
                 self.hub.unsubscribe(channel, key);
                 conn.phase = Phase::AwaitingHead;
-                self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
+                self.respond_empty_poll(key, exchange);
             }
             Phase::Closing { .. } => self.close(key),
             Phase::Sse { .. } => self.sse_heartbeat(key),
@@ -377,7 +486,7 @@ impl Server {
                 };
                 self.hub.unsubscribe(channel, key);
                 conn.phase = Phase::AwaitingHead;
-                self.respond(key, exchange, Status::NO_CONTENT, None, &[NO_STORE], vec![]);
+                self.respond_empty_poll(key, exchange);
             }
             Phase::Sse { .. } => self.sse_end(key),
             Phase::WebSocket(_) => self.ws_shutdown(key),
@@ -410,7 +519,7 @@ impl Server {
             status,
             Some("text/plain; charset=utf-8"),
             refusal.headers,
-            vec![Segment::Owned(body.into_bytes())],
+            Reply::Bytes(body.into_bytes(), Category::Other),
         );
     }
 
@@ -422,19 +531,18 @@ impl Server {
         status: Status,
         content_type: Option<&str>,
         extra: &[(&str, &str)],
-        body: Vec<Segment>,
+        reply: Reply,
     ) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let keep_alive = exchange.keep_alive && self.shutdown_deadline.is_none();
-        let body_len = body.iter().map(Segment::len).sum();
         let mut head = Vec::with_capacity(160);
         ResponseHead {
             status,
             minor_version: exchange.minor_version,
             date: self.date.value(),
-            body: ResponseBody::Length(body_len),
+            body: ResponseBody::Length(reply.len()),
             // HTTP/1.1 keeps alive unless told; HTTP/1.0 is told both ways.
             keep_alive: if keep_alive && exchange.minor_version == 1 {
                 None
@@ -445,10 +553,33 @@ impl Server {
             extra,
         }
         .encode(&mut head);
-        conn.output.push_bytes(&head);
-        for segment in body {
-            conn.output.push(segment);
+        conn.output.push_bytes(&head, Category::ResponseHead);
+        match reply {
+            Reply::Empty => {}
+            Reply::Bytes(bytes, category) => {
+                let layout = Layout::uniform(category, bytes.len());
+                conn.output.push(Segment::Owned(bytes), layout);
+            }
+            Reply::Static(bytes) => {
+                let layout = Layout::uniform(Category::Other, bytes.len());
+                conn.output.push(Segment::Static(bytes), layout);
+            }
+            Reply::Poll(body) => {
+                self.ledger
+                    .count(conn.transport, Counter::Messages, body.messages as u64);
+                for piece in body.pieces {
+                    match piece {
+                        Piece::Envelope(bytes) => {
+                            conn.output.push_bytes(&bytes, Category::JsonEnvelope)
+                        }
+                        Piece::Message(unit, published_at) => {
+                            conn.output.push_delivery(&unit, published_at)
+                        }
+                    }
+                }
+            }
         }
+        self.ledger.count(conn.transport, Counter::Responses, 1);
         conn.requests += 1;
         conn.last_activity = self.now;
         conn.head_reader = Default::default();

@@ -10,6 +10,7 @@ mod date;
 mod http;
 mod router;
 mod sse;
+mod stats;
 mod timers;
 mod websocket;
 
@@ -25,6 +26,8 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::ledger::{Category, Counter, Ledger, Transport};
+use crate::outbuf::WriteReport;
 use connection::{Connection, Phase, ReadOutcome};
 use date::DateCache;
 use timers::Timers;
@@ -77,8 +80,10 @@ pub struct Server {
     /// When the demo ticker publishes next, and how many ticks it has sent.
     next_tick: Option<Instant>,
     ticks: u64,
-    /// Stream subscribers cut off because their pending output passed the limit.
-    slow_consumer_disconnects: u64,
+    /// Every byte, count and latency, per transport.
+    ledger: Ledger,
+    /// When the server started (for `uptime_s`).
+    started: Instant,
 }
 
 impl Server {
@@ -109,7 +114,8 @@ impl Server {
             },
             shutdown_deadline: None,
             accept_paused_until: None,
-            slow_consumer_disconnects: 0,
+            ledger: Ledger::new(),
+            started: Instant::now(),
             next_tick: None,
             ticks: 0,
         })
@@ -244,7 +250,7 @@ impl Server {
                 log::debug!("{peer}: refused, over the connection limit");
                 let mut head = Vec::new();
                 http::encode_refusal_503(self.date.value(), &mut head);
-                conn.output.push_bytes(&head);
+                conn.output.push_bytes(&head, Category::Other);
                 conn.phase = Phase::Closing {
                     since: self.now,
                     write_shut: false,
@@ -286,7 +292,14 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if let Err(e) = conn.flush() {
+            let reads = std::mem::take(&mut conn.unattributed_reads);
+            self.ledger
+                .count(conn.transport, Counter::ReadSyscalls, reads);
+            let mut report = WriteReport::default();
+            let flushed = conn.flush(&mut report);
+            let transport = conn.transport;
+            self.record_writes(transport, report);
+            if let Err(e) = flushed {
                 log::debug!("c{key}: write error: {e}");
                 self.close(key);
                 return;
@@ -300,6 +313,48 @@ impl Server {
         }
         self.update_registration(key);
         self.update_deadline(key);
+    }
+
+    /// Adds what a flush wrote to the ledger: bytes by category, write calls, and the latency of
+    /// every delivery whose first byte left.
+    fn record_writes(&mut self, transport: Transport, report: WriteReport) {
+        for category in Category::ALL {
+            let n = report.by_category[category.index()];
+            if n > 0 {
+                self.ledger.outbound(transport, category, n as usize);
+            }
+        }
+        self.ledger
+            .count(transport, Counter::WriteSyscalls, report.syscalls);
+        if !report.delivered.is_empty() {
+            let now = Instant::now();
+            for published in report.delivered {
+                let micros = now.saturating_duration_since(published).as_micros();
+                self.ledger
+                    .latency(transport, u64::try_from(micros).unwrap_or(u64::MAX));
+            }
+        }
+    }
+
+    /// Routes a connection's accounting to `transport` from now on, counting it as a connection of
+    /// that transport the first time.
+    fn set_transport(&mut self, key: usize, transport: Transport) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.transport = transport;
+        let bit = 1u8 << (transport as u8);
+        if conn.counted_transports & bit == 0 {
+            conn.counted_transports |= bit;
+            self.ledger.count(transport, Counter::Connections, 1);
+        }
+    }
+
+    /// Counts bytes a core consumed from the connection's input.
+    fn account_in(&mut self, key: usize, category: Category, n: usize) {
+        if let Some(conn) = self.conns.get(key) {
+            self.ledger.inbound(conn.transport, category, n);
+        }
     }
 
     /// Closes the connection when its work is over; true when it was closed.
@@ -436,7 +491,7 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let text = format!("{{\"text\":\"tick {}\",\"sent\":{sent_ms}}}", self.ticks);
-        let published = self.hub.publish(&channel, text.into_boxed_str());
+        let published = self.hub.publish(&channel, text.into_boxed_str(), self.now);
         self.fan_out(&channel, published);
     }
 

@@ -1,6 +1,7 @@
 //! Which endpoint a request is for, or why it is refused.
 use crate::http1::RequestHead;
 use crate::hub;
+use crate::ledger::Transport;
 use crate::polling::{self, PollQuery};
 
 /// An endpoint with its parsed parameters.
@@ -19,11 +20,38 @@ pub(crate) enum Route {
     },
     /// `GET /`: the demo page.
     Index,
+    /// `GET /stats[?channel=c]`: the wire ledger as JSON.
+    Stats { channel: Option<Box<str>> },
+    /// `POST /drop/{transport}`: close every connection of a transport (demo and tests).
+    Drop { transport: Transport },
+    /// `GET /trace`: the wire trace as an event stream.
+    Trace,
     /// `GET /ws/{channel}?since=N` (a channel) or `GET /echo` (`channel: None`), upgrading.
     WebSocket {
         channel: Option<Box<str>>,
         since: Option<u64>,
     },
+}
+
+impl Route {
+    /// The transport whose ledger the request's bytes go to.
+    pub(crate) fn transport(&self) -> Transport {
+        match self {
+            Route::Publish { .. } => Transport::Publish,
+            Route::Poll { .. } => Transport::Poll,
+            Route::LongPoll { .. } => Transport::LongPoll,
+            Route::Sse { .. } => Transport::Sse,
+            Route::WebSocket {
+                channel: Some(_), ..
+            } => Transport::Ws,
+            // The echo endpoint is a conformance target, not a channel transport.
+            Route::WebSocket { channel: None, .. } => Transport::Other,
+            // The observers do not observe themselves.
+            Route::Index | Route::Stats { .. } | Route::Drop { .. } | Route::Trace => {
+                Transport::Untracked
+            }
+        }
+    }
 }
 
 /// A request no endpoint takes: the status to answer, why, and any header the status calls for
@@ -47,9 +75,38 @@ impl Refusal {
 
 pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
     let path = head.path();
-    if path == "/" {
-        require_method(head, "GET", &[("Allow", "GET")])?;
-        return Ok(Route::Index);
+    match path {
+        "/" => {
+            require_method(head, "GET", &[("Allow", "GET")])?;
+            return Ok(Route::Index);
+        }
+        "/stats" => {
+            require_method(head, "GET", &[("Allow", "GET")])?;
+            let channel = match head.query_param("channel") {
+                Some(c) if hub::is_valid_channel_name(c) => Some(c.into()),
+                Some(_) => return Err(Refusal::new(400, "invalid channel name")),
+                None => None,
+            };
+            return Ok(Route::Stats { channel });
+        }
+        "/trace" => {
+            require_method(head, "GET", &[("Allow", "GET")])?;
+            return Ok(Route::Trace);
+        }
+        _ => {}
+    }
+    if let Some(name) = path.strip_prefix("/drop/") {
+        require_method(head, "POST", &[("Allow", "POST")])?;
+        return match Transport::from_name(name) {
+            Some(
+                transport
+                @ (Transport::Poll | Transport::LongPoll | Transport::Sse | Transport::Ws),
+            ) => Ok(Route::Drop { transport }),
+            _ => Err(Refusal::new(
+                404,
+                "transports are poll, longpoll, sse and ws",
+            )),
+        };
     }
     // Upgrade endpoints leave the method to the handshake check (RFC 6455 §4.2.1: non-GET → 400).
     if path == "/echo" {

@@ -7,29 +7,68 @@ use super::connection::{Exchange, Phase};
 use crate::http1::chunked::{LAST_CHUNK, encode_chunk};
 use crate::http1::{ResponseBody, ResponseHead, Status};
 use crate::hub::{Backlog, Encoding, Message, Subscription};
-use crate::outbuf::Segment;
+use crate::ledger::{Category, Counter, Layout};
+use crate::outbuf::SharedUnit;
 use crate::sse;
 
 /// The heartbeat comment: tells clients and proxies the stream is alive.
 const HEARTBEAT: &str = "heartbeat";
 
-/// An event for a held message, ready for the wire: chunk-framed for HTTP/1.1, raw for 1.0.
-fn message_event(message: &Message, chunked: bool) -> Arc<[u8]> {
-    if chunked {
-        message.encoded(Encoding::SseChunk, |m| {
-            let mut event = Vec::with_capacity(sse::encoded_len(Some(m.id), None, &m.data));
-            sse::encode_event(Some(m.id), None, &m.data, &mut event);
-            let mut out = Vec::with_capacity(event.len() + 12);
-            encode_chunk(&event, &mut out);
-            out
-        })
-    } else {
-        message.encoded(Encoding::SseEvent, |m| {
-            let mut out = Vec::with_capacity(sse::encoded_len(Some(m.id), None, &m.data));
-            sse::encode_event(Some(m.id), None, &m.data, &mut out);
-            out
-        })
+/// Encodes a message's event once: `id:` and `data:` lines, the blank line, and for HTTP/1.1 the
+/// chunk around them; the layout counts the data lines' text as payload and the rest as SSE or
+/// chunk syntax.
+fn encode_message_event(message: &Message, chunked: bool) -> SharedUnit {
+    let mut event = Vec::with_capacity(sse::encoded_len(Some(message.id), None, &message.data));
+    sse::encode_event(Some(message.id), None, &message.data, &mut event);
+    let payload = sse::EventView::new(&event).payload_len();
+    let fields = event.len() - payload;
+    if !chunked {
+        let layout =
+            Layout::from_runs(&[(Category::SseFields, fields), (Category::Payload, payload)]);
+        return SharedUnit::new(event, layout);
     }
+    let mut out = Vec::with_capacity(event.len() + 12);
+    encode_chunk(&event, &mut out);
+    let size_line = out.len() - event.len() - 2;
+    let layout = Layout::from_runs(&[
+        (Category::ChunkFraming, size_line),
+        (Category::SseFields, fields),
+        (Category::Payload, payload),
+        (Category::ChunkFraming, 2),
+    ]);
+    SharedUnit::new(out, layout)
+}
+
+/// A held message's event, shared by every stream of the same framing.
+fn message_event(message: &Message, chunked: bool) -> Arc<SharedUnit> {
+    let which = if chunked {
+        Encoding::SseChunk
+    } else {
+        Encoding::SseEvent
+    };
+    message.encoded(which, |m| encode_message_event(m, chunked))
+}
+
+/// Queues SSE syntax bytes (`retry`, comments, gap events) in a chunk of their own when chunked.
+fn push_syntax(
+    output: &mut crate::outbuf::OutQueue,
+    bytes: &[u8],
+    category: Category,
+    chunked: bool,
+) {
+    if !chunked {
+        output.push_bytes(bytes, category);
+        return;
+    }
+    let mut framed = Vec::with_capacity(bytes.len() + 12);
+    encode_chunk(bytes, &mut framed);
+    let size_line = framed.len() - bytes.len() - 2;
+    let layout = Layout::from_runs(&[
+        (Category::ChunkFraming, size_line),
+        (category, bytes.len()),
+        (Category::ChunkFraming, 2),
+    ]);
+    output.push_bytes_with(&framed, layout);
 }
 
 /// The events that open a stream: the reconnection delay, then a `gap` or `reset` event when the
@@ -81,18 +120,22 @@ impl Server {
             extra: &[("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
         }
         .encode(&mut head);
+        conn.output.push_bytes(&head, Category::ResponseHead);
         let opening = opening_events(self.config.sse_retry.as_millis() as u64, backlog.as_ref());
-        if chunked {
-            encode_chunk(&opening, &mut head);
-        } else {
-            head.extend_from_slice(&opening);
-        }
-        conn.output.push_bytes(&head);
+        push_syntax(&mut conn.output, &opening, Category::SseFields, chunked);
+        let mut delivered = 0;
         for message in backlog.iter().flat_map(|b| &b.messages) {
             conn.output
-                .push(Segment::Shared(message_event(message, chunked)));
+                .push_delivery(&message_event(message, chunked), message.published_at);
+            delivered += 1;
         }
         conn.requests += 1;
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if resume_after.is_some() {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
         self.hub.subscribe(&channel, key, Subscription::Stream);
         conn.phase = Phase::Sse {
             channel,
@@ -115,9 +158,10 @@ impl Server {
             return false;
         };
         conn.output
-            .push(Segment::Shared(message_event(message, *chunked)));
+            .push_delivery(&message_event(message, *chunked), message.published_at);
         // Data is as good a sign of life as a heartbeat.
         *next_heartbeat = self.now + self.config.sse_heartbeat;
+        self.ledger.count(conn.transport, Counter::Messages, 1);
         true
     }
 
@@ -136,12 +180,14 @@ impl Server {
         };
         let mut comment = Vec::new();
         sse::encode_comment(HEARTBEAT, &mut comment);
-        if *chunked {
+        let framed = if *chunked {
             let mut framed = Vec::new();
             encode_chunk(&comment, &mut framed);
-            comment = framed;
-        }
-        conn.output.push_bytes(&comment);
+            framed
+        } else {
+            comment
+        };
+        conn.output.push_bytes(&framed, Category::Heartbeats);
         *next_heartbeat = self.now + self.config.sse_heartbeat;
     }
 
@@ -158,7 +204,7 @@ impl Server {
         };
         self.hub.unsubscribe(channel, key);
         if *chunked {
-            conn.output.push_bytes(LAST_CHUNK);
+            conn.output.push_bytes(LAST_CHUNK, Category::ChunkFraming);
         }
         conn.phase = Phase::Closing {
             since: self.now,
@@ -173,12 +219,22 @@ mod tests {
 
     #[test]
     fn encodes_message_event_in_a_chunk() {
-        let m = Message::new(12, "a\nb".into());
+        let m = Message::new(12, "a\nb".into(), std::time::Instant::now());
+        let chunked = message_event(&m, true);
+        assert_eq!(&*chunked.bytes, b"18\r\nid: 12\ndata: a\ndata: b\n\n\r\n");
         assert_eq!(
-            &*message_event(&m, true),
-            b"18\r\nid: 12\ndata: a\ndata: b\n\n\r\n"
+            chunked.layout.runs(),
+            [
+                (Category::ChunkFraming, 4),
+                (Category::SseFields, 22),
+                (Category::Payload, 2),
+                (Category::ChunkFraming, 2)
+            ]
         );
-        assert_eq!(&*message_event(&m, false), b"id: 12\ndata: a\ndata: b\n\n");
+        assert_eq!(
+            &*message_event(&m, false).bytes,
+            b"id: 12\ndata: a\ndata: b\n\n"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The driver side of WebSocket: the upgrade, feeding the session, publishing what clients send,
 //! delivering channel messages, pings and the closing handshake. The protocol itself lives in
 //! [`crate::websocket`].
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Server;
@@ -8,8 +9,9 @@ use super::connection::{Exchange, Phase};
 use super::router::Refusal;
 use crate::http1::RequestHead;
 use crate::hub::{Encoding, Message, Subscription};
-use crate::outbuf::Segment;
-use crate::polling::encode_message_json;
+use crate::ledger::{Category, Counter, Layout};
+use crate::outbuf::{Segment, SharedUnit};
+use crate::polling::message_json;
 use crate::websocket::{self, Event, Opcode, Session, State};
 
 /// Close codes the server chooses (RFC 6455 §7.4.1); protocol violations use the session's.
@@ -63,20 +65,39 @@ impl WsConn {
     }
 }
 
-/// The text frame carrying a message's JSON object, encoded once per message.
-fn message_frame(message: &Message) -> Segment {
-    let json = message.encoded(Encoding::Json, encode_message_json);
-    Segment::Shared(message.encoded(Encoding::WsFrame, |_| {
-        let mut out = Vec::with_capacity(websocket::frame_len(json.len()));
-        websocket::encode_frame(Opcode::Text, &json, &mut out);
-        out
-    }))
+/// The text frame carrying a message's JSON object, encoded once per message: the frame head,
+/// then the JSON object with its own layout.
+fn message_frame(message: &Message) -> Arc<SharedUnit> {
+    message.encoded(Encoding::WsFrame, |m| {
+        let json = message_json(m);
+        let mut out = Vec::with_capacity(websocket::frame_len(json.bytes.len()));
+        websocket::encode_frame(Opcode::Text, &json.bytes, &mut out);
+        let mut layout = Layout::uniform(Category::WsFrameHeader, out.len() - json.bytes.len());
+        if !layout.try_extend(&json.layout) {
+            layout = Layout::from_runs(&[
+                (Category::WsFrameHeader, out.len() - json.bytes.len()),
+                (Category::JsonEnvelope, json.bytes.len() - m.data.len()),
+                (Category::Payload, m.data.len()),
+            ]);
+        }
+        SharedUnit::new(out, layout)
+    })
 }
 
-fn text_frame(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(websocket::frame_len(text.len()));
-    websocket::encode_frame(Opcode::Text, text.as_bytes(), &mut out);
-    out
+/// A frame made for one connection: its head, then `body` of `category`.
+fn push_frame(
+    output: &mut crate::outbuf::OutQueue,
+    opcode: Opcode,
+    body: &[u8],
+    category: Category,
+) {
+    let mut frame = Vec::with_capacity(websocket::frame_len(body.len()));
+    websocket::encode_frame(opcode, body, &mut frame);
+    let layout = Layout::from_runs(&[
+        (Category::WsFrameHeader, frame.len() - body.len()),
+        (category, body.len()),
+    ]);
+    output.push(Segment::Owned(frame), layout);
 }
 
 impl Server {
@@ -129,21 +150,40 @@ impl Server {
         };
         let mut out = Vec::with_capacity(160);
         websocket::encode_switching_protocols(&accept, &mut out);
+        conn.output.push_bytes(&out, Category::WsHandshake);
         if let Some(b) = &backlog {
             if let Some(gap) = b.gap {
                 let text = format!("{{\"gap\":{{\"from\":{},\"to\":{}}}}}", gap.from, gap.to);
-                out.extend_from_slice(&text_frame(&text));
+                push_frame(
+                    &mut conn.output,
+                    Opcode::Text,
+                    text.as_bytes(),
+                    Category::JsonEnvelope,
+                );
             }
             if b.reset {
                 let text = format!("{{\"reset\":true,\"last_id\":{}}}", b.last_id);
-                out.extend_from_slice(&text_frame(&text));
+                push_frame(
+                    &mut conn.output,
+                    Opcode::Text,
+                    text.as_bytes(),
+                    Category::JsonEnvelope,
+                );
             }
         }
-        conn.output.push_bytes(&out);
+        let mut delivered = 0;
         for message in backlog.iter().flat_map(|b| &b.messages) {
-            conn.output.push(message_frame(message));
+            conn.output
+                .push_delivery(&message_frame(message), message.published_at);
+            delivered += 1;
         }
         conn.requests += 1;
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if since.is_some() {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
         conn.phase = Phase::WebSocket(Box::new(WsConn {
             session: Session::new(self.config.max_message_size),
             channel,
@@ -165,16 +205,34 @@ impl Server {
         if conn.input.is_empty() && !ws.session.wants_transmit() {
             return false;
         }
+        let mut unframed = 0;
         match ws.session.receive(&conn.input) {
             Ok(n) => {
                 conn.input.drain(..n);
             }
             Err(e) => {
                 log::debug!("c{key}: websocket protocol error: {e}");
+                unframed = conn.input.len();
                 conn.input.clear();
                 ws.close_after_flush = true;
             }
         }
+        let tally = ws.session.take_input_tally();
+        let transport = conn.transport;
+        for (category, n) in [
+            (Category::WsFrameHeader, tally.frame_header),
+            (Category::WsMaskKey, tally.mask_key),
+            (Category::Payload, tally.payload),
+            (Category::ControlFrames, tally.control),
+            (Category::Other, tally.dropped),
+        ] {
+            self.ledger.inbound(transport, category, n as usize);
+        }
+        // Bytes after a frame that broke the rules, never parsed.
+        self.ledger.inbound(transport, Category::Other, unframed);
+        let Some(Phase::WebSocket(ws)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+            return true;
+        };
         let mut events = Vec::new();
         while let Some(event) = ws.session.poll_event() {
             events.push(event);
@@ -191,7 +249,7 @@ impl Server {
     fn ws_event(&mut self, key: usize, channel: Option<&str>, event: Event) {
         match (event, channel) {
             (Event::Text(text), Some(channel)) => {
-                let published = self.hub.publish(channel, text.into_boxed_str());
+                let published = self.hub.publish(channel, text.into_boxed_str(), self.now);
                 self.fan_out(channel, published);
             }
             (Event::Binary(_), Some(_)) => {
@@ -218,9 +276,7 @@ impl Server {
             return;
         };
         if ws.session.can_send_data() {
-            let mut frame = Vec::with_capacity(websocket::frame_len(payload.len()));
-            websocket::encode_frame(opcode, payload, &mut frame);
-            conn.output.push(Segment::Owned(frame));
+            push_frame(&mut conn.output, opcode, payload, Category::Payload);
         }
     }
 
@@ -235,7 +291,7 @@ impl Server {
         if ws.session.wants_transmit() {
             let mut bytes = Vec::new();
             ws.session.poll_transmit(&mut bytes);
-            conn.output.push_bytes(&bytes);
+            conn.output.push_bytes(&bytes, Category::ControlFrames);
         }
     }
 
@@ -257,7 +313,9 @@ impl Server {
             return false;
         };
         if ws.session.can_send_data() {
-            conn.output.push(message_frame(message));
+            conn.output
+                .push_delivery(&message_frame(message), message.published_at);
+            self.ledger.count(conn.transport, Counter::Messages, 1);
         }
         true
     }

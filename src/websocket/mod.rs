@@ -50,5 +50,5 @@ pub use handshake::{
     GUID, HandshakeError, accept_key, encode_switching_protocols, validate_upgrade,
 };
 pub use mask::apply_mask;
-pub use session::{Event, Session, State};
+pub use session::{Event, InputTally, Session, State};
 pub use utf8::{InvalidUtf8, Utf8Validator};

@@ -47,6 +47,21 @@ pub enum Event {
     },
 }
 
+/// What the bytes consumed by [`Session::receive`] were, for the wire ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputTally {
+    /// Heads of data frames, masking key excluded.
+    pub frame_header: u64,
+    /// Masking keys of data frames.
+    pub mask_key: u64,
+    /// Payload of data frames.
+    pub payload: u64,
+    /// Ping, pong and close frames, whole.
+    pub control: u64,
+    /// Bytes read and dropped after the stream failed or closed.
+    pub dropped: u64,
+}
+
 /// Kind of the data message being assembled from fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Message {
@@ -96,6 +111,8 @@ pub struct Session {
     events: VecDeque<Event>,
     /// Wire bytes owed to the peer, drained by [`Session::poll_transmit`].
     transmit: Vec<u8>,
+    /// What consumed input was, drained by [`Session::take_input_tally`].
+    tally: InputTally,
 }
 
 impl Session {
@@ -112,7 +129,13 @@ impl Session {
             control_buf: Vec::new(),
             events: VecDeque::new(),
             transmit: Vec::new(),
+            tally: InputTally::default(),
         }
+    }
+
+    /// What the input consumed since the last call was made of.
+    pub fn take_input_tally(&mut self) -> InputTally {
+        std::mem::take(&mut self.tally)
     }
 
     /// Feeds bytes from the peer and returns how many were consumed.
@@ -128,7 +151,8 @@ impl Session {
     pub fn receive(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
         let mut pos = 0;
         while pos < input.len() || self.read_owes_empty_payload() {
-            if self.state == State::Closed {
+            if self.state == State::Closed || self.read == Read::Failed {
+                self.tally.dropped += (input.len() - pos) as u64;
                 return Ok(input.len());
             }
             let rest = input.get(pos..).unwrap_or_default();
@@ -138,6 +162,14 @@ impl Session {
                     Ok(None) => break,
                     Ok(Some((head, head_len))) => {
                         pos += head_len;
+                        let head_len = head_len as u64;
+                        if head.opcode.is_control() {
+                            self.tally.control += head_len;
+                        } else {
+                            let key = if head.mask.is_some() { 4 } else { 0 };
+                            self.tally.frame_header += head_len - key;
+                            self.tally.mask_key += key;
+                        }
                         self.start_frame(head).map_err(|e| self.fail(e))?;
                     }
                     Err(e) => return Err(self.fail(e)),
@@ -148,6 +180,11 @@ impl Session {
                         .min(rest.len());
                     let chunk = rest.get(..take).unwrap_or_default();
                     pos += take;
+                    if payload.opcode.is_control() {
+                        self.tally.control += take as u64;
+                    } else {
+                        self.tally.payload += take as u64;
+                    }
                     self.read_payload(payload, chunk)
                         .map_err(|e| self.fail(e))?;
                 }

@@ -1,0 +1,379 @@
+//! The wire ledger: every byte that crosses a socket, attributed to a transport and to what the
+//! byte is for, with the counts and latencies that turn bytes into cost per delivered message.
+//!
+//! Pure bookkeeping: no I/O and no clock. The driver tells it what it read and wrote (the cores
+//! say what each byte was: [`Layout`] for output units, tallies for input), and the ledger adds up.
+//!
+//! ```text
+//!   socket write ── OutQueue ─(Layout runs)─► Ledger::out(transport, category, n)
+//!   socket read  ── cores consume ──────────► Ledger::inbound(transport, category, n)
+//!   first byte of a delivery written ───────► Ledger::latency(transport, µs)
+//! ```
+//! Within one unit the categories are laid out in a canonical order (framing, syntax, payload,
+//! trailer), so a unit cut by a partial write is attributed approximately until the rest is written;
+//! once a unit is out, its total per category is exact.
+mod stats;
+
+pub use stats::{LatencySummary, TransportStats};
+
+use std::fmt;
+
+/// Which transport a byte belongs to. `Untracked` bytes (the `/stats` and `/trace` endpoints
+/// themselves, the demo page) are not counted anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Poll,
+    LongPoll,
+    Sse,
+    Ws,
+    Publish,
+    /// Requests refused before a route was known, the `/echo` endpoint, anything else.
+    Other,
+    Untracked,
+}
+
+impl Transport {
+    /// The transports reported, in report order.
+    pub const REPORTED: [Transport; 6] = [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+        Transport::Publish,
+        Transport::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Poll => "poll",
+            Transport::LongPoll => "longpoll",
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+            Transport::Publish => "publish",
+            Transport::Other => "other",
+            Transport::Untracked => "untracked",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Transport> {
+        Transport::REPORTED.into_iter().find(|t| t.name() == name)
+    }
+
+    fn index(self) -> Option<usize> {
+        Transport::REPORTED.iter().position(|&t| t == self)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a byte on the wire is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Request line, header fields and the blank line (and empty lines before a request).
+    RequestHead,
+    /// Status line, header fields and the blank line.
+    ResponseHead,
+    /// Chunked coding: size lines, the CRLF after each chunk, the last chunk.
+    ChunkFraming,
+    /// SSE syntax: `id: `, `data: `, `retry: `, line ends, the blank line that dispatches.
+    SseFields,
+    /// JSON around the payload in poll, long-poll and WebSocket bodies (including escapes).
+    JsonEnvelope,
+    /// WebSocket frame head without the masking key.
+    WsFrameHeader,
+    /// The 4-byte masking key of client frames.
+    WsMaskKey,
+    /// The upgrade request and the 101 answer.
+    WsHandshake,
+    /// WebSocket ping, pong and close frames, whole.
+    ControlFrames,
+    /// SSE heartbeat comments (with their chunk framing).
+    Heartbeats,
+    /// The published message's own bytes.
+    Payload,
+    /// Bodies of refused requests, error texts, bytes of a broken stream.
+    Other,
+}
+
+impl Category {
+    pub const ALL: [Category; 12] = [
+        Category::RequestHead,
+        Category::ResponseHead,
+        Category::ChunkFraming,
+        Category::SseFields,
+        Category::JsonEnvelope,
+        Category::WsFrameHeader,
+        Category::WsMaskKey,
+        Category::WsHandshake,
+        Category::ControlFrames,
+        Category::Heartbeats,
+        Category::Payload,
+        Category::Other,
+    ];
+    pub const COUNT: usize = Category::ALL.len();
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::RequestHead => "request_head",
+            Category::ResponseHead => "response_head",
+            Category::ChunkFraming => "chunk_framing",
+            Category::SseFields => "sse_fields",
+            Category::JsonEnvelope => "json_envelope",
+            Category::WsFrameHeader => "ws_frame_header",
+            Category::WsMaskKey => "ws_mask_key",
+            Category::WsHandshake => "ws_handshake",
+            Category::ControlFrames => "control_frames",
+            Category::Heartbeats => "heartbeats",
+            Category::Payload => "payload",
+            Category::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How the bytes of one output unit divide into categories, in order: up to four runs, kept
+/// inline so a layout costs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    runs: [(Category, u32); Layout::MAX_RUNS],
+    len: u8,
+}
+
+impl Layout {
+    pub const MAX_RUNS: usize = 4;
+
+    /// Every byte of the unit is of one category.
+    pub fn uniform(category: Category, n: usize) -> Layout {
+        Layout::from_runs(&[(category, n)])
+    }
+
+    /// Runs in wire order; empty runs are skipped, and runs past [`Layout::MAX_RUNS`] are folded
+    /// into the last one (callers keep to four).
+    pub fn from_runs(runs: &[(Category, usize)]) -> Layout {
+        let mut layout = Layout {
+            runs: [(Category::Other, 0); Layout::MAX_RUNS],
+            len: 0,
+        };
+        for &(category, n) in runs {
+            layout.push(category, n);
+        }
+        layout
+    }
+
+    /// Appends a run, merging with the last one when the category is the same. Returns false
+    /// (and changes nothing) when the layout is full.
+    pub fn try_push(&mut self, category: Category, n: usize) -> bool {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n == 0 {
+            return true;
+        }
+        let len = usize::from(self.len);
+        if len > 0 && self.runs[len - 1].0 == category {
+            self.runs[len - 1].1 = self.runs[len - 1].1.saturating_add(n);
+            return true;
+        }
+        if len == Layout::MAX_RUNS {
+            return false;
+        }
+        self.runs[len] = (category, n);
+        self.len += 1;
+        true
+    }
+
+    fn push(&mut self, category: Category, n: usize) {
+        if !self.try_push(category, n) {
+            let last = Layout::MAX_RUNS - 1;
+            self.runs[last].1 = self.runs[last].1.saturating_add(n as u32);
+        }
+    }
+
+    /// Appends another layout's runs; false (nothing changed) when they do not fit.
+    pub fn try_extend(&mut self, other: &Layout) -> bool {
+        let saved = *self;
+        for &(category, n) in other.runs() {
+            if !self.try_push(category, n as usize) {
+                *self = saved;
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn runs(&self) -> &[(Category, u32)] {
+        &self.runs[..usize::from(self.len)]
+    }
+
+    /// Total bytes described.
+    pub fn len(&self) -> usize {
+        self.runs().iter().map(|&(_, n)| n as usize).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `f` for each category share of the byte range `start..start + n` of the unit.
+    pub fn attribute(&self, start: usize, n: usize, mut f: impl FnMut(Category, usize)) {
+        let end = start + n;
+        let mut pos = 0;
+        for &(category, run) in self.runs() {
+            let run_end = pos + run as usize;
+            let from = start.max(pos);
+            let to = end.min(run_end);
+            if from < to {
+                f(category, to - from);
+            }
+            pos = run_end;
+            if pos >= end {
+                break;
+            }
+        }
+    }
+}
+
+/// Bytes counted by category, one direction.
+pub type ByCategory = [u64; Category::COUNT];
+
+/// The ledger of one server: per transport bytes, counts and latency.
+#[derive(Debug)]
+pub struct Ledger {
+    transports: Vec<TransportStats>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            transports: Transport::REPORTED
+                .iter()
+                .map(|_| TransportStats::default())
+                .collect(),
+        }
+    }
+}
+
+/// A counter kept per transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Connections that carried this transport (counted when first routed to it).
+    Connections,
+    Requests,
+    Responses,
+    /// Messages delivered to a subscriber (a poll answer with three messages counts three).
+    Messages,
+    /// Answers with no message: 204 polls, timed-out long-polls.
+    Empty,
+    /// Requests and streams that resumed from an id (since=, Last-Event-ID).
+    Resumes,
+    /// Stream subscribers cut off for falling behind.
+    SlowDisconnects,
+    ReadSyscalls,
+    WriteSyscalls,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    fn stats_mut(&mut self, transport: Transport) -> Option<&mut TransportStats> {
+        transport.index().map(|i| &mut self.transports[i])
+    }
+
+    /// Bytes received, of `category`.
+    pub fn inbound(&mut self, transport: Transport, category: Category, n: usize) {
+        if let Some(s) = self.stats_mut(transport) {
+            s.bytes_in[category.index()] += n as u64;
+        }
+    }
+
+    /// Bytes sent, of `category`.
+    pub fn outbound(&mut self, transport: Transport, category: Category, n: usize) {
+        if let Some(s) = self.stats_mut(transport) {
+            s.bytes_out[category.index()] += n as u64;
+        }
+    }
+
+    pub fn count(&mut self, transport: Transport, counter: Counter, n: u64) {
+        if let Some(s) = self.stats_mut(transport) {
+            s.add(counter, n);
+        }
+    }
+
+    /// Publish-to-first-byte latency of one delivery, in microseconds.
+    pub fn latency(&mut self, transport: Transport, micros: u64) {
+        if let Some(s) = self.stats_mut(transport) {
+            s.record_latency(micros);
+        }
+    }
+
+    pub fn get(&self, transport: Transport) -> Option<&TransportStats> {
+        transport.index().map(|i| &self.transports[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_attributes_ranges_across_runs() {
+        let l = Layout::from_runs(&[
+            (Category::ChunkFraming, 3),
+            (Category::SseFields, 10),
+            (Category::Payload, 5),
+            (Category::ChunkFraming, 2),
+        ]);
+        assert_eq!(l.len(), 20);
+        let mut got = vec![];
+        l.attribute(2, 13, |c, n| got.push((c, n)));
+        assert_eq!(
+            got,
+            [
+                (Category::ChunkFraming, 1),
+                (Category::SseFields, 10),
+                (Category::Payload, 2)
+            ]
+        );
+        let mut total = 0;
+        for start in 0..20 {
+            l.attribute(start, 1, |_, n| total += n);
+        }
+        assert_eq!(total, 20);
+    }
+
+    #[test]
+    fn layout_merges_and_refuses_overflow() {
+        let mut l = Layout::uniform(Category::ResponseHead, 10);
+        assert!(l.try_push(Category::ResponseHead, 5));
+        assert_eq!(l.runs(), [(Category::ResponseHead, 15)]);
+        let four = Layout::from_runs(&[
+            (Category::JsonEnvelope, 1),
+            (Category::Payload, 1),
+            (Category::JsonEnvelope, 1),
+            (Category::Payload, 1),
+        ]);
+        let mut full = four;
+        assert!(!full.try_extend(&Layout::uniform(Category::Other, 1)));
+        assert_eq!(full, four);
+    }
+
+    #[test]
+    fn ledger_adds_per_transport() {
+        let mut ledger = Ledger::new();
+        ledger.outbound(Transport::Sse, Category::Payload, 5);
+        ledger.outbound(Transport::Sse, Category::Payload, 7);
+        ledger.outbound(Transport::Untracked, Category::Payload, 100);
+        ledger.count(Transport::Sse, Counter::Messages, 2);
+        let sse = ledger.get(Transport::Sse).unwrap();
+        assert_eq!(sse.bytes_out[Category::Payload.index()], 12);
+        assert_eq!(sse.messages, 2);
+        assert!(ledger.get(Transport::Untracked).is_none());
+    }
+}

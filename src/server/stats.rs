@@ -1,0 +1,35 @@
+//! `GET /stats`: the ledger as JSON.
+use serde_json::{Map, Value, json};
+
+use super::Server;
+use super::connection::Exchange;
+use super::router::Refusal;
+use crate::ledger::Transport;
+
+impl Server {
+    /// The ledger of every transport, with the hub's view of `channel` when one is named.
+    pub(super) fn stats_json(&self, channel: Option<&str>) -> String {
+        let transports: Map<String, Value> = Transport::REPORTED
+            .iter()
+            .filter_map(|&t| Some((t.name().to_string(), self.ledger.get(t)?.to_json())))
+            .collect();
+        let mut stats = json!({
+            "uptime_s": (self.now - self.started).as_secs_f64(),
+            "connections_open": self.conns.len(),
+            "transports": transports,
+        });
+        if let Some(name) = channel {
+            stats["channel"] = json!({
+                "name": name,
+                "last_id": self.hub.last_id(name),
+                "subscribers": self.hub.subscriber_count(name),
+            });
+        }
+        stats.to_string()
+    }
+
+    /// `GET /trace` before tracing exists.
+    pub(super) fn start_trace_feed(&mut self, key: usize, exchange: Exchange) {
+        self.respond_refusal(key, exchange, Refusal::new(404, "tracing is not enabled"));
+    }
+}
