@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::http1;
 use crate::hub::HistoryLimits;
+use crate::trace::TraceOptions;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -47,6 +48,8 @@ pub struct Config {
     pub demo_channel: Option<String>,
     /// Interval between ticker messages.
     pub demo_interval: Duration,
+    /// Frame tracing: stderr, JSON Lines file, filter, preview size.
+    pub trace: TraceOptions,
     /// On shutdown, how long in-flight responses get to drain before every socket is closed.
     pub shutdown_grace: Duration,
 }
@@ -72,6 +75,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             demo_channel: Some("demo".to_string()),
             demo_interval: Duration::from_secs(1),
+            trace: TraceOptions::default(),
             shutdown_grace: Duration::from_secs(2),
         }
     }

@@ -24,6 +24,7 @@ pub mod outbuf;
 pub mod polling;
 pub mod server;
 pub mod sse;
+pub mod trace;
 pub mod websocket;
 
 pub use config::Config;

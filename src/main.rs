@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pushwire::Config;
 use pushwire::server::Server;
+use pushwire::trace::{Detail, Filter, TraceOptions};
 
 /// One server, four real-time web transports: interval polling, long polling, Server-Sent Events
 /// and WebSocket, over one pub/sub hub — and what each costs on the wire.
@@ -79,9 +80,27 @@ struct ServeArgs {
     /// Do not run the built-in ticker that publishes to the `demo` channel once a second.
     #[arg(long)]
     no_demo: bool,
+    /// Print every wire unit on stderr: `line` (one line each, the default), `tree` (field by
+    /// field) or `hex` (tree and hex dump).
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "line",
+          value_parser = ["line", "tree", "hex"])]
+    trace: Option<String>,
+    /// Append every wire unit to FILE as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    trace_file: Option<std::path::PathBuf>,
+    /// Trace only some units: `transport=sse,ws`, `channel=news`, or both.
+    #[arg(long, value_name = "SPEC", value_parser = trace_filter)]
+    trace_filter: Option<Filter>,
+    /// Payload bytes shown per traced unit.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    trace_preview: usize,
     /// Only accept WebSocket upgrades from this Origin (repeatable; none = any origin).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+}
+
+fn trace_filter(s: &str) -> Result<Filter, String> {
+    Filter::parse(s)
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -110,6 +129,16 @@ impl ServeArgs {
             ws_close_timeout: Duration::from_secs_f64(self.ws_close_timeout),
             allowed_origins: self.allowed_origins.clone(),
             demo_channel: (!self.no_demo).then(|| "demo".to_string()),
+            trace: TraceOptions {
+                print: self.trace.as_deref().map(|mode| match mode {
+                    "tree" => Detail::Tree,
+                    "hex" => Detail::Hex,
+                    _ => Detail::Line,
+                }),
+                file: self.trace_file.clone(),
+                filter: self.trace_filter.clone().unwrap_or_default(),
+                preview: self.trace_preview,
+            },
             ..Config::default()
         };
         c.history.max_messages = self.history_messages.max(1);

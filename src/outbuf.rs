@@ -80,6 +80,8 @@ pub struct WriteReport {
     pub delivered: Vec<Instant>,
     /// `write` calls made (successful or not).
     pub syscalls: u64,
+    /// When set, a copy of every byte written (for traces).
+    pub tap: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -203,6 +205,17 @@ impl OutQueue {
         }
         report.syscalls += 1;
         let written = sink.write_vectored(&slices[..count])?;
+        if let Some(tap) = &mut report.tap {
+            let mut left = written;
+            for slice in &slices[..count] {
+                let take = left.min(slice.len());
+                tap.extend_from_slice(&slice[..take]);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
         self.consume(written, report);
         Ok(written)
     }

@@ -10,6 +10,7 @@ use super::websocket::WsConn;
 use crate::http1::{BodyDecoder, HeadReader};
 use crate::ledger::Transport;
 use crate::outbuf::{OutQueue, WriteReport};
+use crate::trace::{Direction, Dissector, UnitKind};
 
 /// Bytes asked of the socket per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -54,9 +55,10 @@ pub(crate) enum Phase {
         since: u64,
         deadline: Instant,
     },
-    /// An SSE stream of `channel`, chunked for HTTP/1.1 or delimited by close for HTTP/1.0.
+    /// An SSE stream of `channel` (or of the trace feed when `None`), chunked for HTTP/1.1 or
+    /// delimited by close for HTTP/1.0.
     Sse {
-        channel: Box<str>,
+        channel: Option<Box<str>>,
         chunked: bool,
         next_heartbeat: Instant,
     },
@@ -104,6 +106,12 @@ pub(crate) struct Connection {
     pub counted_transports: u8,
     /// `read` calls made and not yet attributed to a transport.
     pub unattributed_reads: u64,
+    /// The channel the current request serves (for trace filters).
+    pub channel: Option<Box<str>>,
+    /// Received and sent stream dissectors, while tracing is on.
+    pub dissectors: Option<Box<(Dissector, Dissector)>>,
+    /// Units the dissectors completed, waiting to become trace records.
+    pub traced: Vec<(Direction, UnitKind, Vec<u8>)>,
 }
 
 impl Connection {
@@ -125,7 +133,24 @@ impl Connection {
             transport: Transport::Other,
             counted_transports: 0,
             unattributed_reads: 0,
+            channel: None,
+            dissectors: None,
+            traced: Vec::new(),
         }
+    }
+
+    /// Hands bytes that crossed the socket to the dissector of their direction, if tracing.
+    pub(crate) fn dissect(&mut self, direction: Direction, bytes: &[u8]) {
+        let Some(pair) = &mut self.dissectors else {
+            return;
+        };
+        let mut units = Vec::new();
+        match direction {
+            Direction::Received => pair.0.feed(bytes, &mut units),
+            Direction::Sent => pair.1.feed(bytes, &mut units),
+        }
+        self.traced
+            .extend(units.into_iter().map(|(kind, b)| (direction, kind, b)));
     }
 
     /// Reads while the socket has data and the input buffer is under `cap`.
@@ -154,6 +179,10 @@ impl Connection {
                 }
             };
             self.input.truncate(start + n);
+            if self.dissectors.is_some() {
+                let fresh = self.input[start..].to_vec();
+                self.dissect(Direction::Received, &fresh);
+            }
             if n == 0 {
                 self.peer_closed = true;
                 self.readable = false;

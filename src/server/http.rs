@@ -162,6 +162,9 @@ impl Server {
         let route = router::route(&head);
         let transport = route.as_ref().map_or(Transport::Other, Route::transport);
         self.set_transport(key, transport);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.channel = route.as_ref().ok().and_then(Route::channel).map(Box::from);
+        }
         let head_category = match route {
             Ok(Route::WebSocket { .. }) => Category::WsHandshake,
             _ => Category::RequestHead,

@@ -12,6 +12,7 @@ mod router;
 mod sse;
 mod stats;
 mod timers;
+mod trace;
 mod websocket;
 
 use std::io::{self, Write};
@@ -82,8 +83,10 @@ pub struct Server {
     ticks: u64,
     /// Every byte, count and latency, per transport.
     ledger: Ledger,
-    /// When the server started (for `uptime_s`).
+    /// When the server started (for `uptime_s` and trace times).
     started: Instant,
+    /// Trace sinks.
+    tracer: trace::Tracer,
 }
 
 impl Server {
@@ -97,6 +100,7 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut date = DateCache::default();
         date.refresh();
+        let tracer = trace::Tracer::new(&config.trace)?;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -116,6 +120,7 @@ impl Server {
             accept_paused_until: None,
             ledger: Ledger::new(),
             started: Instant::now(),
+            tracer,
             next_tick: None,
             ticks: 0,
         })
@@ -234,6 +239,7 @@ impl Server {
             }
             // Small writes (one message) must leave at once: latency is what is measured.
             let _ = socket.set_nodelay(true);
+            let dissectors = self.new_dissectors();
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             if let Err(e) =
@@ -245,6 +251,7 @@ impl Server {
                 continue;
             }
             let conn = entry.insert(Connection::new(socket, self.now));
+            conn.dissectors = dissectors;
             if over_limit {
                 // Tracked like any closing connection, so the 503 is not lost to a reset.
                 log::debug!("{peer}: refused, over the connection limit");
@@ -295,10 +302,17 @@ impl Server {
             let reads = std::mem::take(&mut conn.unattributed_reads);
             self.ledger
                 .count(conn.transport, Counter::ReadSyscalls, reads);
-            let mut report = WriteReport::default();
+            let mut report = WriteReport {
+                tap: conn.dissectors.is_some().then(Vec::new),
+                ..WriteReport::default()
+            };
             let flushed = conn.flush(&mut report);
+            if let Some(written) = report.tap.take() {
+                conn.dissect(crate::trace::Direction::Sent, &written);
+            }
             let transport = conn.transport;
             self.record_writes(transport, report);
+            self.emit_traces(key);
             if let Err(e) = flushed {
                 log::debug!("c{key}: write error: {e}");
                 self.close(key);
@@ -440,10 +454,16 @@ impl Server {
         if !self.conns.contains(key) {
             return;
         }
+        self.emit_traces(key);
         let mut conn = self.conns.remove(key);
         self.timers.reschedule(key, conn.deadline, None);
+        self.trace_forget(key);
         match &conn.phase {
-            Phase::Parked { channel, .. } | Phase::Sse { channel, .. } => {
+            Phase::Parked { channel, .. }
+            | Phase::Sse {
+                channel: Some(channel),
+                ..
+            } => {
                 self.hub.unsubscribe(channel, key);
             }
             Phase::WebSocket(ws) => {

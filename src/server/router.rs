@@ -34,6 +34,18 @@ pub(crate) enum Route {
 }
 
 impl Route {
+    /// The channel the request serves, if any.
+    pub(crate) fn channel(&self) -> Option<&str> {
+        match self {
+            Route::Publish { channel }
+            | Route::Poll { channel, .. }
+            | Route::LongPoll { channel, .. }
+            | Route::Sse { channel, .. } => Some(channel),
+            Route::WebSocket { channel, .. } => channel.as_deref(),
+            Route::Index | Route::Stats { .. } | Route::Drop { .. } | Route::Trace => None,
+        }
+    }
+
     /// The transport whose ledger the request's bytes go to.
     pub(crate) fn transport(&self) -> Transport {
         match self {

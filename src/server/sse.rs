@@ -138,7 +138,7 @@ impl Server {
         }
         self.hub.subscribe(&channel, key, Subscription::Stream);
         conn.phase = Phase::Sse {
-            channel,
+            channel: Some(channel),
             chunked,
             next_heartbeat: self.now + self.config.sse_heartbeat,
         };
@@ -202,7 +202,9 @@ impl Server {
         else {
             return;
         };
-        self.hub.unsubscribe(channel, key);
+        if let Some(channel) = channel {
+            self.hub.unsubscribe(channel, key);
+        }
         if *chunked {
             conn.output.push_bytes(LAST_CHUNK, Category::ChunkFraming);
         }

@@ -2,8 +2,6 @@
 use serde_json::{Map, Value, json};
 
 use super::Server;
-use super::connection::Exchange;
-use super::router::Refusal;
 use crate::ledger::Transport;
 
 impl Server {
@@ -26,10 +24,5 @@ impl Server {
             });
         }
         stats.to_string()
-    }
-
-    /// `GET /trace` before tracing exists.
-    pub(super) fn start_trace_feed(&mut self, key: usize, exchange: Exchange) {
-        self.respond_refusal(key, exchange, Refusal::new(404, "tracing is not enabled"));
     }
 }

@@ -1,0 +1,195 @@
+//! Frame traces over real sockets: one short exchange per transport is traced to a JSON Lines file;
+//! the records must match the golden traces (times and ports normalized) and add up, per
+//! transport, to exactly what the ledger counted. `PUSHWIRE_BLESS=1 cargo test --test trace`
+//! rewrites the golden files after a deliberate change.
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{TestServer, wait_until};
+
+fn trace_file(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "pushwire-trace-{name}-{}.jsonl",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn records(path: &PathBuf) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every trace line is JSON"))
+        .collect()
+}
+
+/// `transport dir kind summary`, one per record: stable across runs.
+fn golden_lines(records: &[Value]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}\n",
+                r["transport"].as_str().unwrap(),
+                r["dir"].as_str().unwrap(),
+                r["kind"].as_str().unwrap(),
+                r["summary"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.trace"));
+    if std::env::var_os("PUSHWIRE_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}; bless it"));
+    assert_eq!(actual, expected, "trace differs from {path:?}");
+}
+
+/// Sends `request` bytes and reads until `done` holds; the exchange's own connection.
+fn exchange(server: &TestServer, parts: &[&[u8]], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    for part in parts {
+        s.write_all(part).unwrap();
+        // Each part is answered before the next goes, so the trace order is fixed.
+        let before = got.len();
+        while got.len() == before || !done(&got) && parts.last() == Some(part) {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF");
+            got.extend_from_slice(&buf[..n]);
+            if done(&got) {
+                break;
+            }
+        }
+    }
+    got
+}
+
+fn ends_with(needle: &'static [u8]) -> impl Fn(&[u8]) -> bool {
+    move |b: &[u8]| b.ends_with(needle)
+}
+
+/// Waits until the trace file has `n` records.
+fn wait_for_records(path: &PathBuf, n: usize) -> Vec<Value> {
+    wait_until(Duration::from_secs(5), || records(path).len() >= n);
+    records(path)
+}
+
+/// Per transport, the trace's bytes (overhead + payload) equal the ledger's totals.
+fn assert_trace_sums_to_ledger(server: &TestServer, records: &[Value]) {
+    let mut sums: HashMap<(String, String), u64> = HashMap::new();
+    for r in records {
+        assert_eq!(
+            r["overhead"].as_u64().unwrap() + r["payload"].as_u64().unwrap(),
+            r["len"].as_u64().unwrap()
+        );
+        *sums
+            .entry((
+                r["transport"].as_str().unwrap().into(),
+                r["dir"].as_str().unwrap().into(),
+            ))
+            .or_default() += r["len"].as_u64().unwrap();
+    }
+    let stats = server
+        .request(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .json();
+    for ((transport, dir), bytes) in sums {
+        let key = if dir == "<" { "total_in" } else { "total_out" };
+        assert_eq!(
+            stats["transports"][&transport][key], bytes,
+            "{transport} {dir}"
+        );
+    }
+}
+
+#[test]
+fn polling_exchange_matches_its_golden_trace_and_the_ledger() {
+    let path = trace_file("poll");
+    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    exchange(
+        &server,
+        &[b"POST /pub/news HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"],
+        ends_with(b"}"),
+    );
+    exchange(
+        &server,
+        &[
+            b"GET /poll/news?since=0 HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /poll/news?since=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        ],
+        ends_with(b"no-store\r\n\r\n"),
+    );
+    let records = wait_for_records(&path, 8);
+    check_golden("poll", &golden_lines(&records));
+    assert_trace_sums_to_ledger(&server, &records);
+}
+
+#[test]
+fn sse_exchange_matches_its_golden_trace_and_the_ledger() {
+    let path = trace_file("sse");
+    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    server.publish("news", "one");
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /sse/news HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n")
+        .unwrap();
+    wait_until(Duration::from_secs(5), || {
+        records(&path)
+            .iter()
+            .any(|r| r["summary"].as_str().unwrap().contains("data=1"))
+    });
+    server.publish("news", "two\nlines");
+    let records = wait_for_records(&path, 12);
+    let sse: Vec<Value> = records
+        .into_iter()
+        .filter(|r| r["transport"] == "sse")
+        .collect();
+    check_golden("sse", &golden_lines(&sse));
+    assert_trace_sums_to_ledger(&server, &sse);
+}
+
+#[test]
+fn websocket_exchange_matches_its_golden_trace_and_the_ledger() {
+    let path = trace_file("ws");
+    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    let key = [0x37u8, 0xfa, 0x21, 0x3d];
+    let masked: Vec<u8> = [0x81, 0x85]
+        .into_iter()
+        .chain(key)
+        .chain(b"Hello".iter().enumerate().map(|(i, b)| b ^ key[i % 4]))
+        .collect();
+    let ping: Vec<u8> = [0x89, 0x80].into_iter().chain(key).collect();
+    let close: Vec<u8> = [0x88, 0x82]
+        .into_iter()
+        .chain(key)
+        .chain([0x03 ^ key[0], 0xe8 ^ key[1]])
+        .collect();
+    exchange(
+        &server,
+        &[
+            b"GET /ws/news HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            &masked,
+            &ping,
+            &close,
+        ],
+        |b| b.ends_with(&[0x88, 0x02, 0x03, 0xe8]),
+    );
+    let records = wait_for_records(&path, 8);
+    check_golden("ws", &golden_lines(&records));
+    assert_trace_sums_to_ledger(&server, &records);
+}
