@@ -139,11 +139,15 @@ impl Server {
     /// has passed).
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        if self.config.demo_channel.is_some() {
+            self.next_tick = Some(Instant::now() + self.config.demo_interval);
+        }
         loop {
             let wake_at = [
                 self.timers.next_deadline(),
                 self.accept_paused_until,
                 self.shutdown_deadline,
+                self.next_tick,
             ]
             .into_iter()
             .flatten()
