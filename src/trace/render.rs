@@ -64,13 +64,13 @@ impl Record {
     /// Payload bytes in this unit (the published messages' own bytes); the rest is overhead.
     pub fn payload_len(&self) -> usize {
         match self.kind {
-            UnitKind::Body if self.direction == Direction::Received => {
-                if self.transport == Transport::Publish {
-                    self.bytes.len()
-                } else {
-                    0
-                }
+            UnitKind::Body
+                if self.direction == Direction::Received
+                    && self.transport == Transport::Publish =>
+            {
+                self.bytes.len()
             }
+            UnitKind::Body if self.direction == Direction::Received => 0,
             UnitKind::Body => json_payload(&self.bytes),
             UnitKind::Chunk { sse: true } => {
                 chunk_parts(&self.bytes).map_or(0, |(_, data)| EventView::new(data).payload_len())
@@ -105,7 +105,7 @@ impl Record {
             UnitKind::ResponseHead => {
                 let lines = b
                     .split(|&c| c == b'\n')
-                    .filter(|l| l.trim_ascii().len() > 0);
+                    .filter(|l| !l.trim_ascii().is_empty());
                 format!(
                     "{} ({} headers, {} bytes)",
                     String::from_utf8_lossy(first_line(b).trim_ascii()),
