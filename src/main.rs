@@ -24,6 +24,18 @@ struct Cli {
 enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
+    /// Print a running server's wire ledger (`GET /stats`) as a table of costs per message.
+    Stats {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Narrow to one channel's hub figures.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Print the JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -152,17 +164,56 @@ fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args.config()),
+        Some(Command::Stats { url, channel, json }) => print_stats(&url, channel.as_deref(), json),
+        None => serve(cli.serve.config()),
     };
-    match serve(args.config()) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pushwire: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Fetches `/stats` with one plain HTTP/1.1 request and prints it.
+fn print_stats(url: &str, channel: Option<&str>, json: bool) -> std::io::Result<()> {
+    use std::io::{Error, Read};
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::other("only http:// URLs are supported"))?
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let query = channel.map_or(String::new(), |c| format!("?channel={c}"));
+    write!(
+        stream,
+        "GET /stats{query} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let body_start = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| Error::other("no HTTP response"))?
+        + 4;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        let status = String::from_utf8_lossy(&response[..body_start.min(response.len())]);
+        return Err(Error::other(format!(
+            "unexpected answer: {}",
+            status.lines().next().unwrap_or("")
+        )));
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&response[body_start..])
+        .map_err(|e| Error::other(format!("/stats is not JSON: {e}")))?;
+    if json {
+        println!("{stats:#}");
+    } else {
+        print!("{}", pushwire::ledger::report::render_table(&stats));
+    }
+    Ok(())
 }
 
 fn serve(config: Config) -> std::io::Result<()> {

@@ -12,6 +12,7 @@
 //! Within one unit the categories are laid out in a canonical order (framing, syntax, payload,
 //! trailer), so a unit cut by a partial write is attributed approximately until the rest is written;
 //! once a unit is out, its total per category is exact.
+pub mod report;
 mod stats;
 
 pub use stats::{LatencySummary, TransportStats};
