@@ -194,56 +194,65 @@ impl Server {
         }));
     }
 
-    /// Feeds input to the session and acts on its events. Returns whether anything happened.
+    /// Feeds input to the session frame by frame and acts on each frame's events, so what the
+    /// server sends keeps the order of what the peer sent. Returns whether anything happened.
     pub(super) fn ws_process(&mut self, key: usize) -> bool {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return false;
-        };
-        let Phase::WebSocket(ws) = &mut conn.phase else {
-            return false;
-        };
-        if conn.input.is_empty() && !ws.session.wants_transmit() {
-            return false;
-        }
-        let mut unframed = 0;
-        match ws.session.receive(&conn.input) {
-            Ok(n) => {
-                conn.input.drain(..n);
+        let mut progressed = false;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return progressed;
+            };
+            let Phase::WebSocket(ws) = &mut conn.phase else {
+                return progressed;
+            };
+            if conn.input.is_empty() && !ws.session.wants_transmit() {
+                return progressed;
             }
-            Err(e) => {
-                log::debug!("c{key}: websocket protocol error: {e}");
-                unframed = conn.input.len();
-                conn.input.clear();
-                ws.close_after_flush = true;
+            let mut unframed = 0;
+            let consumed = match ws.session.receive_next(&conn.input) {
+                Ok(n) => {
+                    conn.input.drain(..n);
+                    n
+                }
+                Err(e) => {
+                    log::debug!("c{key}: websocket protocol error: {e}");
+                    unframed = conn.input.len();
+                    conn.input.clear();
+                    ws.close_after_flush = true;
+                    unframed
+                }
+            };
+            let tally = ws.session.take_input_tally();
+            let mut events = Vec::new();
+            while let Some(event) = ws.session.poll_event() {
+                events.push(event);
             }
+            let channel = ws.channel.clone();
+            let transport = conn.transport;
+            for (category, n) in [
+                (Category::WsFrameHeader, tally.frame_header),
+                (Category::WsMaskKey, tally.mask_key),
+                (Category::Payload, tally.payload),
+                (Category::ControlFrames, tally.control),
+                (Category::Other, tally.dropped),
+            ] {
+                self.ledger.inbound(transport, category, n as usize);
+            }
+            // Bytes after a frame that broke the rules, never parsed.
+            self.ledger.inbound(transport, Category::Other, unframed);
+            // What the session owes (a pong, a close reply) goes before the answers to this
+            // frame's events, which the peer sent after it.
+            let transmitted = self.ws_transmit(key);
+            let had_events = !events.is_empty();
+            for event in events {
+                self.ws_event(key, channel.as_deref(), event);
+            }
+            // An incomplete frame head waits for more input: that is no progress.
+            if consumed == 0 && !had_events && !transmitted {
+                return progressed;
+            }
+            progressed = true;
         }
-        let tally = ws.session.take_input_tally();
-        let transport = conn.transport;
-        for (category, n) in [
-            (Category::WsFrameHeader, tally.frame_header),
-            (Category::WsMaskKey, tally.mask_key),
-            (Category::Payload, tally.payload),
-            (Category::ControlFrames, tally.control),
-            (Category::Other, tally.dropped),
-        ] {
-            self.ledger.inbound(transport, category, n as usize);
-        }
-        // Bytes after a frame that broke the rules, never parsed.
-        self.ledger.inbound(transport, Category::Other, unframed);
-        let Some(Phase::WebSocket(ws)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
-            return true;
-        };
-        let mut events = Vec::new();
-        while let Some(event) = ws.session.poll_event() {
-            events.push(event);
-        }
-        let channel = ws.channel.clone();
-        // Pongs for pings that came before a message completed go out before its echo.
-        self.ws_transmit(key);
-        for event in events {
-            self.ws_event(key, channel.as_deref(), event);
-        }
-        true
     }
 
     fn ws_event(&mut self, key: usize, channel: Option<&str>, event: Event) {
@@ -280,19 +289,22 @@ impl Server {
         }
     }
 
-    /// Moves the control frames the session owes the peer into the output queue.
-    fn ws_transmit(&mut self, key: usize) {
+    /// Moves the control frames the session owes the peer into the output queue; true when
+    /// there were any.
+    fn ws_transmit(&mut self, key: usize) -> bool {
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
         let Phase::WebSocket(ws) = &mut conn.phase else {
-            return;
+            return false;
         };
-        if ws.session.wants_transmit() {
-            let mut bytes = Vec::new();
-            ws.session.poll_transmit(&mut bytes);
-            conn.output.push_bytes(&bytes, Category::ControlFrames);
+        if !ws.session.wants_transmit() {
+            return false;
         }
+        let mut bytes = Vec::new();
+        ws.session.poll_transmit(&mut bytes);
+        conn.output.push_bytes(&bytes, Category::ControlFrames);
+        true
     }
 
     /// Starts a server-initiated close handshake.

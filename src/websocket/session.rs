@@ -149,8 +149,32 @@ impl Session {
     /// already queued), the state becomes `ClosingByUs` and the error is returned: the caller
     /// flushes [`Session::poll_transmit`] and closes the connection.
     pub fn receive(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
+        self.receive_until(input, false)
+    }
+
+    /// Like [`Session::receive`], but stops right after the first frame that produced an event or
+    /// owes the peer a control frame. A driver that sends things of its own in answer to events
+    /// (an echo, a published message) calls this in a loop, draining events and
+    /// [`Session::poll_transmit`] after each call, so the wire keeps the order in which things
+    /// happened: the pong for a ping before the echo of a message that completed after it, the
+    /// echo of a message before the Close caused by a later broken frame.
+    pub fn receive_next(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
+        self.receive_until(input, true)
+    }
+
+    fn receive_until(
+        &mut self,
+        input: &[u8],
+        stop_on_output: bool,
+    ) -> Result<usize, ProtocolError> {
         let mut pos = 0;
         while pos < input.len() || self.read_owes_empty_payload() {
+            if stop_on_output
+                && self.read == Read::Head
+                && (!self.events.is_empty() || !self.transmit.is_empty())
+            {
+                break;
+            }
             if self.state == State::Closed || self.read == Read::Failed {
                 self.tally.dropped += (input.len() - pos) as u64;
                 return Ok(input.len());
