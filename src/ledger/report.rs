@@ -17,7 +17,9 @@ pub fn render_table(stats: &Value) -> String {
         Value::Number(n) => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
         other => other.to_string(),
     };
-    let rows: [(&str, &dyn Fn(&Value) -> String); 14] = [
+    /// A row: its label, and how to compute a transport's cell.
+    type Row<'a> = (&'a str, &'a dyn Fn(&Value) -> String);
+    let rows: [Row; 14] = [
         ("connections", &|t| number(&t["connections"])),
         ("requests", &|t| number(&t["requests"])),
         ("messages delivered", &|t| number(&t["messages"])),
