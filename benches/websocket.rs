@@ -17,8 +17,8 @@ use pushwire::websocket::mask::apply_mask_reference;
 use pushwire::websocket::{
     Event, FrameHead, Opcode, Session, Utf8Validator, apply_mask, encode_frame,
 };
-use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::{Role, WebSocket};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -210,8 +210,8 @@ fn utf8(c: &mut Criterion) {
         .repeat(1500)
         .into_bytes()[..]
         .to_vec();
-    let mixed = &mixed[..std::str::from_utf8(&mixed[..64 * 1024])
-        .map_or_else(|e| e.valid_up_to(), |s| s.len())];
+    let mixed = &mixed
+        [..std::str::from_utf8(&mixed[..64 * 1024]).map_or_else(|e| e.valid_up_to(), |s| s.len())];
     for (name, text) in [("ascii_64KiB", &ascii[..]), ("mixed_64KiB", mixed)] {
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_function(BenchmarkId::new("validator_1KiB_pieces", name), |b| {

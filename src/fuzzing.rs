@@ -260,7 +260,11 @@ pub fn chunked_body(data: &[u8]) {
         }
     }
     let bytewise: Vec<&[u8]> = data.chunks(1).collect();
-    assert_eq!(decode_chunked_pieces(&bytewise), whole, "one byte at a time");
+    assert_eq!(
+        decode_chunked_pieces(&bytewise),
+        whole,
+        "one byte at a time"
+    );
     let mut rng = Rng::from_data(data);
     for _ in 0..4 {
         let pieces = rng.split(data, 16);
@@ -339,7 +343,11 @@ pub fn ws_handshake(data: &[u8]) {
         .zip(&lines)
         .map(|(n, (_, v))| (n.as_str(), *v))
         .collect();
-    assert_eq!(validate_upgrade(method, minor, &upper), verdict, "name case");
+    assert_eq!(
+        validate_upgrade(method, minor, &upper),
+        verdict,
+        "name case"
+    );
     let reversed: Vec<(&str, &[u8])> = headers.iter().rev().copied().collect();
     assert_eq!(validate_upgrade(method, minor, &reversed), verdict, "order");
 }
@@ -562,7 +570,10 @@ pub fn ws_utf8(data: &[u8]) {
             Some(len) => {
                 let at = failed_at.expect("invalid input accepted bytewise");
                 let last = e.valid_up_to() + len - 1;
-                assert!(at == last || at == last + 1, "failed at {at}, sequence ends at {last}");
+                assert!(
+                    at == last || at == last + 1,
+                    "failed at {at}, sequence ends at {last}"
+                );
             }
             // Cut short inside a code point: only `finish` can tell.
             None => {

@@ -144,12 +144,15 @@ fn handshake_accepts_firefox_connection_token_list_and_any_case() {
     assert_eq!(server.request(request.as_bytes()).status, 101);
 }
 
+/// A request head, the status it must get, and a header the response must carry.
+type HandshakeCase<'a> = (String, u16, Option<(&'a str, &'a str)>);
+
 #[test]
 fn handshake_errors_get_the_status_the_rfc_asks_for() {
     let server = TestServer::start(&[]);
     let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let up = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
-    let cases: Vec<(String, u16, Option<(&str, &str)>)> = vec![
+    let cases: Vec<HandshakeCase> = vec![
         (
             format!("GET /echo HTTP/1.1\r\nHost: t\r\n{up}{key}Sec-WebSocket-Version: 8\r\n\r\n"),
             426,
