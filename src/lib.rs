@@ -17,6 +17,8 @@
 //! Dependencies point downward: protocol modules use `std`, `httparse` and the hub's message type;
 //! the hub uses nothing else in the crate; nothing depends on `server`.
 pub mod config;
+pub mod delivery;
+pub mod fuzzing;
 pub mod http1;
 pub mod hub;
 pub mod ledger;

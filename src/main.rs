@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a running server's wire ledger (`GET /stats`) as a table of costs per message.
     Stats {
         /// The server's base URL.

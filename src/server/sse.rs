@@ -1,53 +1,17 @@
 //! The driver side of Server-Sent Events: starting a stream, delivering messages, heartbeats.
 //! The bytes themselves come from [`crate::sse`] (events) and [`crate::http1`] (head, chunks).
-use std::sync::Arc;
 
 use super::Server;
 use super::connection::{Exchange, Phase};
+use crate::delivery;
 use crate::http1::chunked::{LAST_CHUNK, encode_chunk};
 use crate::http1::{ResponseBody, ResponseHead, Status};
-use crate::hub::{Backlog, Encoding, Message, Subscription};
+use crate::hub::{Backlog, Message, Subscription};
 use crate::ledger::{Category, Counter, Layout};
-use crate::outbuf::SharedUnit;
 use crate::sse;
 
 /// The heartbeat comment: tells clients and proxies the stream is alive.
 const HEARTBEAT: &str = "heartbeat";
-
-/// Encodes a message's event once: `id:` and `data:` lines, the blank line, and for HTTP/1.1 the
-/// chunk around them; the layout counts the data lines' text as payload and the rest as SSE or
-/// chunk syntax.
-fn encode_message_event(message: &Message, chunked: bool) -> SharedUnit {
-    let mut event = Vec::with_capacity(sse::encoded_len(Some(message.id), None, &message.data));
-    sse::encode_event(Some(message.id), None, &message.data, &mut event);
-    let payload = sse::EventView::new(&event).payload_len();
-    let fields = event.len() - payload;
-    if !chunked {
-        let layout =
-            Layout::from_runs(&[(Category::SseFields, fields), (Category::Payload, payload)]);
-        return SharedUnit::new(event, layout);
-    }
-    let mut out = Vec::with_capacity(event.len() + 12);
-    encode_chunk(&event, &mut out);
-    let size_line = out.len() - event.len() - 2;
-    let layout = Layout::from_runs(&[
-        (Category::ChunkFraming, size_line),
-        (Category::SseFields, fields),
-        (Category::Payload, payload),
-        (Category::ChunkFraming, 2),
-    ]);
-    SharedUnit::new(out, layout)
-}
-
-/// A held message's event, shared by every stream of the same framing.
-fn message_event(message: &Message, chunked: bool) -> Arc<SharedUnit> {
-    let which = if chunked {
-        Encoding::SseChunk
-    } else {
-        Encoding::SseEvent
-    };
-    message.encoded(which, |m| encode_message_event(m, chunked))
-}
 
 /// Queues SSE syntax bytes (`retry`, comments, gap events) in a chunk of their own when chunked.
 fn push_syntax(
@@ -126,7 +90,7 @@ impl Server {
         let mut delivered = 0;
         for message in backlog.iter().flat_map(|b| &b.messages) {
             conn.output
-                .push_delivery(&message_event(message, chunked), message.published_at);
+                .push_delivery(&delivery::sse_event(message, chunked), message.published_at);
             delivered += 1;
         }
         conn.requests += 1;
@@ -157,8 +121,10 @@ impl Server {
         else {
             return false;
         };
-        conn.output
-            .push_delivery(&message_event(message, *chunked), message.published_at);
+        conn.output.push_delivery(
+            &delivery::sse_event(message, *chunked),
+            message.published_at,
+        );
         // Data is as good a sign of life as a heartbeat.
         *next_heartbeat = self.now + self.config.sse_heartbeat;
         self.ledger.count(conn.transport, Counter::Messages, 1);
@@ -218,26 +184,6 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encodes_message_event_in_a_chunk() {
-        let m = Message::new(12, "a\nb".into(), std::time::Instant::now());
-        let chunked = message_event(&m, true);
-        assert_eq!(&*chunked.bytes, b"18\r\nid: 12\ndata: a\ndata: b\n\n\r\n");
-        assert_eq!(
-            chunked.layout.runs(),
-            [
-                (Category::ChunkFraming, 4),
-                (Category::SseFields, 22),
-                (Category::Payload, 2),
-                (Category::ChunkFraming, 2)
-            ]
-        );
-        assert_eq!(
-            &*message_event(&m, false).bytes,
-            b"id: 12\ndata: a\ndata: b\n\n"
-        );
-    }
 
     #[test]
     fn opening_events_tell_retry_gap_and_reset() {

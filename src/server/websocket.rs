@@ -1,17 +1,16 @@
 //! The driver side of WebSocket: the upgrade, feeding the session, publishing what clients send,
 //! delivering channel messages, pings and the closing handshake. The protocol itself lives in
 //! [`crate::websocket`].
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::Server;
 use super::connection::{Exchange, Phase};
 use super::router::Refusal;
+use crate::delivery;
 use crate::http1::RequestHead;
-use crate::hub::{Encoding, Message, Subscription};
+use crate::hub::{Message, Subscription};
 use crate::ledger::{Category, Counter, Layout};
-use crate::outbuf::{Segment, SharedUnit};
-use crate::polling::message_json;
+use crate::outbuf::Segment;
 use crate::websocket::{self, Event, Opcode, Session, State};
 
 /// Close codes the server chooses (RFC 6455 §7.4.1); protocol violations use the session's.
@@ -63,25 +62,6 @@ impl WsConn {
         self.session.close(code, reason);
         self.close_due.get_or_insert(now + timeout);
     }
-}
-
-/// The text frame carrying a message's JSON object, encoded once per message: the frame head,
-/// then the JSON object with its own layout.
-fn message_frame(message: &Message) -> Arc<SharedUnit> {
-    message.encoded(Encoding::WsFrame, |m| {
-        let json = message_json(m);
-        let mut out = Vec::with_capacity(websocket::frame_len(json.bytes.len()));
-        websocket::encode_frame(Opcode::Text, &json.bytes, &mut out);
-        let mut layout = Layout::uniform(Category::WsFrameHeader, out.len() - json.bytes.len());
-        if !layout.try_extend(&json.layout) {
-            layout = Layout::from_runs(&[
-                (Category::WsFrameHeader, out.len() - json.bytes.len()),
-                (Category::JsonEnvelope, json.bytes.len() - m.data.len()),
-                (Category::Payload, m.data.len()),
-            ]);
-        }
-        SharedUnit::new(out, layout)
-    })
 }
 
 /// A frame made for one connection: its head, then `body` of `category`.
@@ -174,7 +154,7 @@ impl Server {
         let mut delivered = 0;
         for message in backlog.iter().flat_map(|b| &b.messages) {
             conn.output
-                .push_delivery(&message_frame(message), message.published_at);
+                .push_delivery(&delivery::ws_frame(message), message.published_at);
             delivered += 1;
         }
         conn.requests += 1;
@@ -326,7 +306,7 @@ impl Server {
         };
         if ws.session.can_send_data() {
             conn.output
-                .push_delivery(&message_frame(message), message.published_at);
+                .push_delivery(&delivery::ws_frame(message), message.published_at);
             self.ledger.count(conn.transport, Counter::Messages, 1);
         }
         true
