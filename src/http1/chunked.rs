@@ -44,6 +44,10 @@ impl std::error::Error for ChunkedError {}
 /// Largest trailer section accepted (the trailers themselves are read and dropped).
 const MAX_TRAILER: usize = 8 * 1024;
 
+/// Longest chunk-size line accepted, extensions and leading zeros included: a body that sends
+/// nothing but an endless size line is refused rather than read forever.
+const MAX_SIZE_LINE: usize = 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading hex digits; `digits` counts them (0 means none yet).
@@ -83,6 +87,8 @@ enum State {
 pub struct ChunkedDecoder {
     state: State,
     trailer_len: usize,
+    /// Bytes of the chunk-size line read so far.
+    size_line_len: usize,
 }
 
 impl Default for ChunkedDecoder {
@@ -90,6 +96,7 @@ impl Default for ChunkedDecoder {
         ChunkedDecoder {
             state: State::Size { size: 0, digits: 0 },
             trailer_len: 0,
+            size_line_len: 0,
         }
     }
 }
@@ -119,6 +126,14 @@ impl ChunkedDecoder {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
+            if matches!(self.state, State::Size { .. } | State::Extension { .. }) {
+                self.size_line_len += 1;
+                if self.size_line_len > MAX_SIZE_LINE {
+                    return Err(ChunkedError::InvalidSizeLine);
+                }
+            } else {
+                self.size_line_len = 0;
+            }
             self.state = match self.state {
                 State::Size { size, digits } => match hex_value(b) {
                     Some(v) => {
@@ -293,6 +308,9 @@ mod tests {
             (b"5x\r\n", ChunkedError::InvalidSizeLine),
             (b"0\r\n\n", ChunkedError::BadLineEnd),
         ];
+        let mut endless = b"1;".to_vec();
+        endless.extend_from_slice(&[b'a'; MAX_SIZE_LINE]);
+        assert_eq!(decode_whole(&endless), Err(ChunkedError::InvalidSizeLine));
         for (input, err) in cases {
             assert_eq!(
                 decode_whole(input),

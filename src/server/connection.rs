@@ -66,6 +66,7 @@ pub(crate) enum Phase {
     WebSocket(Box<WsConn>),
     /// No more requests: flush what is queued, shut down our side, drain the peer until it closes
     /// (a lingering close, RFC 9112 §9.6, so unread input does not reset the response away).
+    /// `since` is when the phase began, then when our side was shut.
     Closing { since: Instant, write_shut: bool },
 }
 
@@ -94,8 +95,12 @@ pub(crate) struct Connection {
     pub registered: Interest,
     /// The deadline currently in the timer queue.
     pub deadline: Option<Instant>,
-    /// When the current request head began (or the connection opened).
+    /// When the current request began: its first byte (or the connection's opening), and, once
+    /// the head is in, the start of its body.
     pub head_started: Instant,
+    /// A request has begun and is not complete: its clock runs (leading empty lines do not reset
+    /// it, so a client cannot hold a slot by dripping CRLFs).
+    pub request_begun: bool,
     /// When the last response was queued, or the last body bytes arrived.
     pub last_activity: Instant,
     /// Requests answered on this connection so far.
@@ -128,6 +133,7 @@ impl Connection {
             registered: Interest::READABLE,
             deadline: None,
             head_started: now,
+            request_begun: true,
             last_activity: now,
             requests: 0,
             transport: Transport::Other,
@@ -158,8 +164,9 @@ impl Connection {
         let mut total = 0;
         while self.readable && !self.peer_closed && self.input.len() < cap {
             let start = self.input.len();
-            if start == 0 && matches!(self.phase, Phase::AwaitingHead) {
+            if start == 0 && !self.request_begun && matches!(self.phase, Phase::AwaitingHead) {
                 self.head_started = now;
+                self.request_begun = true;
             }
             self.input.resize(start + READ_CHUNK, 0);
             self.unattributed_reads += 1;

@@ -146,6 +146,7 @@ impl Server {
                         }
                         Ok(Some(head)) => {
                             conn.input.drain(..head.len);
+                            // The body's clock starts now.
                             conn.head_started = self.now;
                             progressed = true;
                             self.begin_request(key, head);
@@ -438,7 +439,7 @@ impl Server {
             return;
         };
         match &conn.phase {
-            Phase::AwaitingHead if conn.input.is_empty() && conn.requests > 0 => {
+            Phase::AwaitingHead if !conn.request_begun => {
                 log::debug!("c{key}: idle timeout");
                 self.close(key);
             }
@@ -585,6 +586,7 @@ impl Server {
         self.ledger.count(conn.transport, Counter::Responses, 1);
         conn.requests += 1;
         conn.last_activity = self.now;
+        conn.request_begun = false;
         conn.head_reader = Default::default();
         conn.phase = if keep_alive {
             Phase::AwaitingHead

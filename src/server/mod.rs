@@ -42,6 +42,9 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// lingering close; past this many more, the 503 is written and the socket dropped at once.
 const REFUSAL_ALLOWANCE: usize = 64;
 
+/// Read/process/write rounds one connection gets per loop iteration before the others' turn.
+const DRIVE_BUDGET: u32 = 32;
+
 /// How long to wait before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -73,6 +76,8 @@ pub struct Server {
     now: Instant,
     /// Connections to drive before the loop sleeps again (woken by a publish, a timer…).
     dirty: Vec<usize>,
+    /// Connections that used their budget and continue in the next loop iteration.
+    deferred: Vec<usize>,
     shutdown: ShutdownHandle,
     /// Set once shutdown began: the moment every connection is closed regardless.
     shutdown_deadline: Option<Instant>,
@@ -112,6 +117,7 @@ impl Server {
             date,
             now: Instant::now(),
             dirty: Vec::new(),
+            deferred: Vec::new(),
             shutdown: ShutdownHandle {
                 requested: Arc::new(AtomicBool::new(false)),
                 waker,
@@ -152,7 +158,11 @@ impl Server {
             .into_iter()
             .flatten()
             .min();
-            let timeout = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = if self.deferred.is_empty() {
+                wake_at.map(|at| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -161,6 +171,7 @@ impl Server {
             }
             self.now = Instant::now();
             self.date.refresh();
+            self.dirty.append(&mut self.deferred);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -286,6 +297,7 @@ impl Server {
     /// deadline.
     fn drive(&mut self, key: usize) {
         let cap = self.input_cap();
+        let mut budget = DRIVE_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -311,6 +323,11 @@ impl Server {
                 ..WriteReport::default()
             };
             let flushed = conn.flush(&mut report);
+            let wrote = matches!(flushed, Ok(n) if n > 0);
+            if wrote {
+                // A reader taking its output is active, whatever the phase.
+                conn.last_activity = self.now;
+            }
             if let Some(written) = report.tap.take() {
                 conn.dissect(crate::trace::Direction::Sent, &written);
             }
@@ -325,7 +342,14 @@ impl Server {
             if self.close_if_done(key) {
                 return;
             }
-            if read == 0 && !progressed {
+            // Output drained by this pass may let pipelined requests waiting on it go ahead.
+            if read == 0 && !progressed && !wrote {
+                break;
+            }
+            budget -= 1;
+            if budget == 0 {
+                // Others get their turn; this connection continues next iteration.
+                self.deferred.push(key);
                 break;
             }
         }
@@ -381,9 +405,10 @@ impl Server {
             return true;
         };
         let done = match &mut conn.phase {
-            Phase::Closing { write_shut, .. } => {
+            Phase::Closing { write_shut, since } => {
                 if conn.output.is_empty() && !*write_shut {
                     *write_shut = true;
+                    *since = self.now;
                     // Half-close: the peer sees the end of our answer, and we read until its EOF.
                     let _ = conn.socket.shutdown(std::net::Shutdown::Write);
                 }
@@ -439,11 +464,12 @@ impl Server {
         };
         let c = &self.config;
         let new = match &conn.phase {
-            Phase::AwaitingHead if conn.input.is_empty() && conn.requests > 0 => {
-                conn.last_activity + c.idle_timeout
-            }
+            Phase::AwaitingHead if !conn.request_begun => conn.last_activity + c.idle_timeout,
             Phase::AwaitingHead => conn.head_started + c.head_timeout,
-            Phase::ReadingBody { .. } => conn.last_activity + c.idle_timeout,
+            // A body has the idle timeout in all, not per read: dripping never extends it.
+            Phase::ReadingBody { .. } => conn.head_started + c.idle_timeout,
+            // Output a reader is still taking gets the idle timeout since its last progress.
+            Phase::Closing { .. } if !conn.output.is_empty() => conn.last_activity + c.idle_timeout,
             Phase::Parked { deadline, .. } => *deadline,
             Phase::Sse { next_heartbeat, .. } => *next_heartbeat,
             Phase::WebSocket(ws) => ws.deadline(),

@@ -168,16 +168,19 @@ impl Server {
         else {
             return;
         };
-        if let Some(channel) = channel {
-            self.hub.unsubscribe(channel, key);
-        }
-        if *chunked {
+        let (channel, chunked) = (channel.clone(), *chunked);
+        if chunked {
             conn.output.push_bytes(LAST_CHUNK, Category::ChunkFraming);
         }
         conn.phase = Phase::Closing {
             since: self.now,
             write_shut: false,
         };
+        match channel {
+            Some(channel) => self.hub.unsubscribe(&channel, key),
+            // The trace feed: no more records after its last chunk.
+            None => self.trace_forget(key),
+        }
     }
 }
 

@@ -22,8 +22,8 @@ pub(super) struct Tracer {
     file: Option<BufWriter<File>>,
     filter: Filter,
     preview: usize,
-    /// Connections streaming `GET /trace`.
-    feed: Vec<usize>,
+    /// Connections streaming `GET /trace`, and whether their stream is chunked (HTTP/1.1).
+    feed: Vec<(usize, bool)>,
 }
 
 impl Tracer {
@@ -109,17 +109,21 @@ impl Server {
         if t.feed.is_empty() {
             return;
         }
-        // One encoding of the event, shared by every feed subscriber.
+        // One encoding of the event per framing, shared by every feed subscriber.
         let json = record.to_json(t.preview).to_string();
         let mut event = Vec::with_capacity(json.len() + 16);
         sse::encode_event(None, None, &json, &mut event);
         let mut chunk = Vec::with_capacity(event.len() + 12);
         encode_chunk(&event, &mut chunk);
-        let len = chunk.len();
-        let unit = SharedUnit::new(chunk, Layout::uniform(Category::Other, len));
+        let shared = |bytes: Vec<u8>| {
+            let len = bytes.len();
+            SharedUnit::new(bytes, Layout::uniform(Category::Other, len))
+        };
+        let (chunked_unit, bare_unit) = (shared(chunk), shared(event));
         let feed = t.feed.clone();
-        for key in feed {
+        for (key, chunked) in feed {
             if let Some(conn) = self.conns.get_mut(key) {
+                let unit = if chunked { &chunked_unit } else { &bare_unit };
                 conn.output.push(
                     crate::outbuf::Segment::Shared(Arc::clone(&unit.bytes)),
                     unit.layout,
@@ -175,7 +179,7 @@ impl Server {
             chunked,
             next_heartbeat: self.now + self.config.sse_heartbeat,
         };
-        self.tracer.feed.push(key);
+        self.tracer.feed.push((key, chunked));
         if !was_active {
             self.attach_dissectors();
         }
@@ -209,7 +213,7 @@ impl Server {
         if self.tracer.feed.is_empty() {
             return;
         }
-        self.tracer.feed.retain(|&k| k != key);
+        self.tracer.feed.retain(|&(k, _)| k != key);
         if !self.tracer.active() {
             for (_, conn) in self.conns.iter_mut() {
                 conn.dissectors = None;

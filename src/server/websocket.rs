@@ -188,6 +188,11 @@ impl Server {
             if conn.input.is_empty() && !ws.session.wants_transmit() {
                 return progressed;
             }
+            // A peer that does not read what it causes (echoes, pongs) is not read either: its
+            // input waits, its socket buffer fills, and TCP pushes back on it.
+            if conn.output.len() >= self.config.max_pending_output {
+                return progressed;
+            }
             let mut unframed = 0;
             let consumed = match ws.session.receive_next(&conn.input) {
                 Ok(n) => {
@@ -199,6 +204,9 @@ impl Server {
                     unframed = conn.input.len();
                     conn.input.clear();
                     ws.close_after_flush = true;
+                    // A peer that does not read our Close is not waited for long.
+                    ws.close_due
+                        .get_or_insert(self.now + self.config.ws_close_timeout);
                     unframed
                 }
             };

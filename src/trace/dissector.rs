@@ -8,6 +8,10 @@ use crate::websocket::FrameHead;
 /// trace never holds more than this per direction.
 const MAX_PENDING: usize = 32 * 1024 * 1024;
 
+/// An HTTP head still without its blank line past this size is no head the server accepts; the
+/// dissector stops looking (and rescanning) and shows the bytes as unframed.
+const MAX_HEAD: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// An HTTP head comes next.
@@ -115,7 +119,14 @@ impl Dissector {
             .count();
         let end = find(&buf[lead..], b"\r\n\r\n")
             .map(|i| lead + i + 4)
-            .or_else(|| find(&buf[lead..], b"\n\n").map(|i| lead + i + 2))?;
+            .or_else(|| find(&buf[lead..], b"\n\n").map(|i| lead + i + 2));
+        let Some(end) = end else {
+            if buf.len() > MAX_HEAD {
+                self.state = State::Lost;
+                return Some((UnitKind::Unframed, buf.len()));
+            }
+            return None;
+        };
         let head = &buf[lead..end];
         match self.direction {
             Direction::Received => {
