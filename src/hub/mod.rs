@@ -120,11 +120,21 @@ impl Hub {
         self.channel_mut(channel).subscribe(who, how);
     }
 
-    /// Removes `who` from `channel`; a no-op when it was not subscribed.
+    /// Removes `who` from `channel`; a no-op when it was not subscribed. A channel left with no
+    /// subscriber and nothing ever published is forgotten, so subscribing to made-up names
+    /// leaves nothing behind.
     pub fn unsubscribe(&mut self, channel: &str, who: SubscriberId) {
         if let Some(c) = self.channels.get_mut(channel) {
             c.unsubscribe(who);
+            if c.subscriber_count() == 0 && c.last_id() == 0 {
+                self.channels.remove(channel);
+            }
         }
+    }
+
+    /// Channels the hub holds.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     /// Number of subscribers of `channel`.
