@@ -51,6 +51,15 @@ fn bench_write_path(c: &mut Criterion) {
     let unit = delivery::sse_event(&message, true);
     let deliveries = 64;
     group.throughput(Throughput::Bytes((unit.bytes.len() * deliveries) as u64));
+    // The floor: the same bytes handed to one vectored write, with no queue and no ledger.
+    group.bench_function("sse_plain_writev", |b| {
+        b.iter(|| {
+            let segments: Vec<Arc<[u8]>> = (0..deliveries).map(|_| unit.bytes.clone()).collect();
+            let slices: Vec<std::io::IoSlice> =
+                segments.iter().map(|s| std::io::IoSlice::new(s)).collect();
+            black_box(std::io::sink().write_vectored(&slices).unwrap());
+        })
+    });
     for tracing in [false, true] {
         let name = if tracing {
             "sse_traced"
