@@ -1,7 +1,8 @@
 //! The chunked transfer coding: decoding a 64 KiB body sent in 1 KiB and 16 B chunks, and
 //! encoding it back.
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pushwire::http1::chunked::{ChunkedDecoder, LAST_CHUNK, encode_chunk};
@@ -46,12 +47,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
-criterion_group!(name = benches; config = config(); targets = bench);
+criterion_group!(name = benches; config = common::config(); targets = bench);
 criterion_main!(benches);

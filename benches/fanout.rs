@@ -3,9 +3,10 @@
 //! `Segment::Shared` pointing at the same bytes, so the cost per extra subscriber is a reference
 //! count increment and a queue push. Queues are warm (drained once, capacity kept), as in a
 //! steady state; Throughput is per subscriber.
+mod common;
+
 use std::hint::black_box;
 use std::io::Write;
-use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -123,12 +124,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
-criterion_group!(name = benches; config = config(); targets = bench, bench_write_path);
+criterion_group!(name = benches; config = common::config(); targets = bench, bench_write_path);
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! Request head parsing: a small poll request and a large browser-like head, whole and arriving
 //! in 64-byte reads (the reader resumes its search; nothing is rescanned).
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pushwire::http1::{HeadReader, Limits};
@@ -59,12 +60,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
-criterion_group!(name = benches; config = config(); targets = bench);
+criterion_group!(name = benches; config = common::config(); targets = bench);
 criterion_main!(benches);

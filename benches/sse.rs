@@ -1,7 +1,8 @@
 //! Server-Sent Events: encoding a single-line and a multi-line event (what every published
 //! message costs once per transport), and parsing an encoded stream back.
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pushwire::sse;
@@ -41,12 +42,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
-criterion_group!(name = benches; config = config(); targets = bench);
+criterion_group!(name = benches; config = common::config(); targets = bench);
 criterion_main!(benches);

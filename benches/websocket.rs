@@ -8,9 +8,10 @@
 //! - `small_frames`: 1 000 masked 16-byte messages in one buffer, binary and text.
 //! - `mask`: `apply_mask` against `apply_mask_reference`.
 //! - `utf8`: incremental validation in 1 KiB pieces against `std::str::from_utf8` in one go.
+mod common;
+
 use std::hint::black_box;
 use std::io::{self, Read, Write};
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pushwire::websocket::mask::apply_mask_reference;
@@ -230,12 +231,5 @@ fn utf8(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
-criterion_group!(name = benches; config = config(); targets = encode, decode_unmask, small_frames, mask, utf8);
+criterion_group!(name = benches; config = common::config(); targets = encode, decode_unmask, small_frames, mask, utf8);
 criterion_main!(benches);

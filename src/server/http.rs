@@ -444,16 +444,7 @@ impl Server {
                 self.close(key);
             }
             Phase::AwaitingHead | Phase::ReadingBody { .. } => {
-                log::debug!("c{key}: request timeout");
-                let exchange = Exchange {
-                    minor_version: 1,
-                    keep_alive: false,
-                };
-                self.respond_refusal(
-                    key,
-                    exchange,
-                    Refusal::new(408, "request not received in time"),
-                );
+                self.refuse_and_close(key, Refusal::new(408, "request not received in time"));
             }
             Phase::Parked {
                 exchange, channel, ..
@@ -501,16 +492,17 @@ impl Server {
 
     /// Answers a request that broke a protocol rule, and closes.
     fn refuse(&mut self, key: usize, error: RequestError) {
-        log::debug!("c{key}: refused: {error}");
+        self.refuse_and_close(key, Refusal::new(error.status(), error.to_string()));
+    }
+
+    /// Answers a request that cannot be read to its end (broken framing, too slow), and closes:
+    /// nothing after it could be framed. Answered in HTTP/1.1, as the version may be unknown.
+    fn refuse_and_close(&mut self, key: usize, refusal: Refusal) {
         let exchange = Exchange {
             minor_version: 1,
             keep_alive: false,
         };
-        self.respond_refusal(
-            key,
-            exchange,
-            Refusal::new(error.status(), error.to_string()),
-        );
+        self.respond_refusal(key, exchange, refusal);
     }
 
     pub(super) fn respond_refusal(&mut self, key: usize, exchange: Exchange, refusal: Refusal) {

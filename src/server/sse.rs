@@ -13,8 +13,35 @@ use crate::sse;
 /// The heartbeat comment: tells clients and proxies the stream is alive.
 const HEARTBEAT: &str = "heartbeat";
 
+/// The head of an event stream: chunked for HTTP/1.1, delimited by close for HTTP/1.0 (which
+/// knows no chunking), never cached or buffered by a proxy.
+pub(super) fn encode_stream_head(
+    exchange: Exchange,
+    date: &str,
+    more: &[(&str, &str)],
+    out: &mut Vec<u8>,
+) {
+    let chunked = exchange.minor_version >= 1;
+    let mut extra = vec![("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")];
+    extra.extend_from_slice(more);
+    ResponseHead {
+        status: Status::OK,
+        minor_version: exchange.minor_version,
+        date,
+        body: if chunked {
+            ResponseBody::Chunked
+        } else {
+            ResponseBody::UntilClose
+        },
+        keep_alive: if chunked { None } else { Some(false) },
+        content_type: Some("text/event-stream"),
+        extra: &extra,
+    }
+    .encode(out);
+}
+
 /// Queues SSE syntax bytes (`retry`, comments, gap events) in a chunk of their own when chunked.
-fn push_syntax(
+pub(super) fn push_syntax(
     output: &mut crate::outbuf::OutQueue,
     bytes: &[u8],
     category: Category,
@@ -70,20 +97,7 @@ impl Server {
             return;
         };
         let mut head = Vec::with_capacity(256);
-        ResponseHead {
-            status: Status::OK,
-            minor_version: exchange.minor_version,
-            date: self.date.value(),
-            body: if chunked {
-                ResponseBody::Chunked
-            } else {
-                ResponseBody::UntilClose
-            },
-            keep_alive: if chunked { None } else { Some(false) },
-            content_type: Some("text/event-stream"),
-            extra: &[("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
-        }
-        .encode(&mut head);
+        encode_stream_head(exchange, self.date.value(), &[], &mut head);
         conn.output.push_bytes(&head, Category::ResponseHead);
         let opening = opening_events(self.config.sse_retry.as_millis() as u64, backlog.as_ref());
         push_syntax(&mut conn.output, &opening, Category::SseFields, chunked);

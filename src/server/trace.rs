@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::Server;
 use super::connection::{Exchange, Phase};
+use super::sse::{encode_stream_head, push_syntax};
 use crate::http1::chunked::encode_chunk;
-use crate::http1::{ResponseBody, ResponseHead, Status};
 use crate::ledger::{Category, Layout, Transport};
 use crate::outbuf::SharedUnit;
 use crate::sse;
@@ -146,32 +146,16 @@ impl Server {
             return;
         };
         let mut head = Vec::new();
-        ResponseHead {
-            status: Status::OK,
-            minor_version: exchange.minor_version,
-            date: self.date.value(),
-            body: if chunked {
-                ResponseBody::Chunked
-            } else {
-                ResponseBody::UntilClose
-            },
-            keep_alive: if chunked { None } else { Some(false) },
-            content_type: Some("text/event-stream"),
-            extra: &[
-                ("Cache-Control", "no-cache"),
-                ("X-Accel-Buffering", "no"),
-                ("Access-Control-Allow-Origin", "*"),
-            ],
-        }
-        .encode(&mut head);
+        encode_stream_head(
+            exchange,
+            self.date.value(),
+            &[("Access-Control-Allow-Origin", "*")],
+            &mut head,
+        );
+        conn.output.push_bytes(&head, Category::Other);
         let mut retry = Vec::new();
         sse::encode_retry(self.config.sse_retry.as_millis() as u64, &mut retry);
-        if chunked {
-            encode_chunk(&retry, &mut head);
-        } else {
-            head.extend_from_slice(&retry);
-        }
-        conn.output.push_bytes(&head, Category::Other);
+        push_syntax(&mut conn.output, &retry, Category::Other, chunked);
         conn.requests += 1;
         conn.dissectors = None;
         conn.phase = Phase::Sse {
