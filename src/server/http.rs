@@ -249,15 +249,7 @@ impl Server {
                     serde_json::Value::from(&*channel),
                     published.message.id
                 );
-                let reply = Reply::Bytes(answer.into_bytes(), Category::JsonEnvelope);
-                self.respond(
-                    key,
-                    exchange,
-                    Status::OK,
-                    Some("application/json"),
-                    &[],
-                    reply,
-                );
+                self.respond_json(key, exchange, answer, Category::JsonEnvelope, &[]);
                 self.fan_out(&channel, published);
             }
             Route::Poll { channel, query } => {
@@ -297,34 +289,38 @@ impl Server {
             ),
             Route::Stats { channel } => {
                 let json = self.stats_json(channel.as_deref());
-                let reply = Reply::Bytes(json.into_bytes(), Category::Other);
                 let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
-                self.respond(
-                    key,
-                    exchange,
-                    Status::OK,
-                    Some("application/json"),
-                    &extra,
-                    reply,
-                );
+                self.respond_json(key, exchange, json, Category::Other, &extra);
             }
             Route::Drop { transport } => {
                 let dropped = self.drop_transport(transport, key);
                 let answer = format!("{{\"dropped\":{dropped}}}");
-                let reply = Reply::Bytes(answer.into_bytes(), Category::Other);
-                self.respond(
-                    key,
-                    exchange,
-                    Status::OK,
-                    Some("application/json"),
-                    &[],
-                    reply,
-                );
+                self.respond_json(key, exchange, answer, Category::Other, &[]);
             }
             Route::Trace => self.start_trace_feed(key, exchange),
             // Upgrades are answered as soon as their head is read (`begin_request`).
             Route::WebSocket { .. } => {}
         }
+    }
+
+    /// A 200 with a small JSON document made for this answer, all of `category`.
+    fn respond_json(
+        &mut self,
+        key: usize,
+        exchange: Exchange,
+        json: String,
+        category: Category,
+        extra: &[(&str, &str)],
+    ) {
+        let reply = Reply::Bytes(json.into_bytes(), category);
+        self.respond(
+            key,
+            exchange,
+            Status::OK,
+            Some("application/json"),
+            extra,
+            reply,
+        );
     }
 
     fn respond_poll(&mut self, key: usize, exchange: Exchange, reply: Reply) {
