@@ -12,8 +12,8 @@ use crate::ledger::Transport;
 use crate::outbuf::{OutQueue, WriteReport};
 use crate::trace::{Direction, Dissector, UnitKind};
 
-/// Bytes asked of the socket per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
+/// Input capacity an idle connection may keep; a larger buffer is freed once empty.
+const IDLE_INPUT_CAPACITY: usize = 4 * 1024;
 
 /// What the response to a request must respect: the client's version and whether the connection
 /// stays open after it.
@@ -159,49 +159,58 @@ impl Connection {
             .extend(units.into_iter().map(|(kind, b)| (direction, kind, b)));
     }
 
-    /// Reads while the socket has data and the input buffer is under `cap`.
-    pub(crate) fn fill_input(&mut self, cap: usize, now: Instant) -> io::Result<ReadOutcome> {
+    /// Reads while the socket has data and the input buffer is under `cap`. Reads land in the
+    /// loop's one `scratch` buffer and only the bytes received are copied to the connection, so an
+    /// idle connection holds no read buffer of its own.
+    pub(crate) fn fill_input(
+        &mut self,
+        cap: usize,
+        now: Instant,
+        scratch: &mut [u8],
+    ) -> io::Result<ReadOutcome> {
         let mut total = 0;
         while self.readable && !self.peer_closed && self.input.len() < cap {
-            let start = self.input.len();
-            if start == 0 && !self.request_begun && matches!(self.phase, Phase::AwaitingHead) {
+            if self.input.is_empty()
+                && !self.request_begun
+                && matches!(self.phase, Phase::AwaitingHead)
+            {
                 self.head_started = now;
                 self.request_begun = true;
             }
-            self.input.resize(start + READ_CHUNK, 0);
+            let room = (cap - self.input.len()).min(scratch.len());
             self.unattributed_reads += 1;
-            let result = self.socket.read(&mut self.input[start..]);
-            let n = match result {
+            let n = match self.socket.read(&mut scratch[..room]) {
                 Ok(n) => n,
-                Err(e) => {
-                    self.input.truncate(start);
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => {
-                            self.readable = false;
-                            break;
-                        }
-                        io::ErrorKind::Interrupted => continue,
-                        _ => return Err(e),
-                    }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
-            self.input.truncate(start + n);
-            if self.dissectors.is_some() {
-                let fresh = self.input[start..].to_vec();
-                self.dissect(Direction::Received, &fresh);
-            }
             if n == 0 {
                 self.peer_closed = true;
                 self.readable = false;
                 return Ok(ReadOutcome::Eof);
             }
+            let fresh = &scratch[..n];
+            if self.dissectors.is_some() {
+                self.dissect(Direction::Received, fresh);
+            }
+            if !matches!(self.phase, Phase::Closing { .. }) {
+                // A closing connection reads only to drain the peer.
+                self.input.extend_from_slice(fresh);
+            }
             total += n;
         }
-        if matches!(self.phase, Phase::Closing { .. }) {
-            // A closing connection reads only to drain the peer.
-            self.input.clear();
-        }
         Ok(ReadOutcome::Read(total))
+    }
+
+    /// Gives back an input buffer that grew for a large request once it is empty again.
+    pub(crate) fn trim_input(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > IDLE_INPUT_CAPACITY {
+            self.input = Vec::new();
+        }
     }
 
     /// Writes queued output until the socket would block or the queue is empty, reporting what

@@ -42,11 +42,31 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// lingering close; past this many more, the 503 is written and the socket dropped at once.
 const REFUSAL_ALLOWANCE: usize = 64;
 
+/// Bytes asked of the socket per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Read/process/write rounds one connection gets per loop iteration before the others' turn.
 const DRIVE_BUDGET: u32 = 32;
 
 /// How long to wait before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Connections the kernel may queue before the loop accepts them. mio and std listen with 128; a
+/// burst of clients larger than that (thousands of long-polls reconnecting at once) would see SYNs
+/// dropped and retried a second later. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listener with [`LISTEN_BACKLOG`] (socket2 exposes the backlog that mio's
+/// `bind` fixes).
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
 
 /// Asks a running server to shut down gracefully, from any thread.
 #[derive(Clone)]
@@ -78,6 +98,8 @@ pub struct Server {
     dirty: Vec<usize>,
     /// Connections that used their budget and continue in the next loop iteration.
     deferred: Vec<usize>,
+    /// The one buffer every `read` lands in before its bytes go to their connection.
+    scratch: Box<[u8]>,
     shutdown: ShutdownHandle,
     /// Set once shutdown began: the moment every connection is closed regardless.
     shutdown_deadline: Option<Instant>,
@@ -98,7 +120,7 @@ impl Server {
     /// Binds the listener; the server runs when [`Server::run`] is called.
     pub fn bind(config: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.addr)?;
+        let mut listener = bind_listener(config.addr)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
@@ -118,6 +140,7 @@ impl Server {
             now: Instant::now(),
             dirty: Vec::new(),
             deferred: Vec::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             shutdown: ShutdownHandle {
                 requested: Arc::new(AtomicBool::new(false)),
                 waker,
@@ -302,7 +325,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            let read = match conn.fill_input(cap, self.now) {
+            let read = match conn.fill_input(cap, self.now, &mut self.scratch) {
                 Ok(ReadOutcome::Read(n)) => n,
                 Ok(ReadOutcome::Eof) => 0,
                 Err(e) => {
@@ -338,6 +361,9 @@ impl Server {
                 log::debug!("c{key}: write error: {e}");
                 self.close(key);
                 return;
+            }
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.trim_input();
             }
             if self.close_if_done(key) {
                 return;
