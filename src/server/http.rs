@@ -374,6 +374,8 @@ impl Server {
     /// transport and every stream subscriber's queue shares those bytes.
     pub(super) fn fan_out(&mut self, channel: &str, published: Published) {
         let message = &published.message;
+        // Parked long-polls waiting after the same id get the same body: built once per id.
+        let mut bodies: Vec<(u64, polling::Body)> = Vec::new();
         for (key, _how) in published.subscribers {
             if self.sse_deliver(key, message) || self.ws_deliver(key, message) {
                 self.dirty.push(key);
@@ -404,8 +406,15 @@ impl Server {
             {
                 let (exchange, since) = (*exchange, *since);
                 conn.phase = Phase::AwaitingHead;
-                let reply = Reply::Poll(polling::encode_body(&self.hub.since(channel, since)));
-                self.respond_poll(key, exchange, reply);
+                let body = match bodies.iter().find(|(id, _)| *id == since) {
+                    Some((_, body)) => body.clone(),
+                    None => {
+                        let body = polling::encode_body(&self.hub.since(channel, since));
+                        bodies.push((since, body.clone()));
+                        body
+                    }
+                };
+                self.respond_poll(key, exchange, Reply::Poll(body));
                 self.dirty.push(key);
             }
         }

@@ -177,6 +177,18 @@ impl Server {
     /// Feeds input to the session frame by frame and acts on each frame's events, so what the
     /// server sends keeps the order of what the peer sent. Returns whether anything happened.
     pub(super) fn ws_process(&mut self, key: usize) -> bool {
+        // How much of the input the session has taken: removed once at the end, not per frame
+        // (a read of a thousand small frames would otherwise move the buffer a thousand times).
+        let mut offset = 0;
+        let progressed = self.ws_process_from(key, &mut offset);
+        if let Some(conn) = self.conns.get_mut(key) {
+            let taken = offset.min(conn.input.len());
+            conn.input.drain(..taken);
+        }
+        progressed
+    }
+
+    fn ws_process_from(&mut self, key: usize, offset: &mut usize) -> bool {
         let mut progressed = false;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -185,7 +197,8 @@ impl Server {
             let Phase::WebSocket(ws) = &mut conn.phase else {
                 return progressed;
             };
-            if conn.input.is_empty() && !ws.session.wants_transmit() {
+            let input = conn.input.get(*offset..).unwrap_or_default();
+            if input.is_empty() && !ws.session.wants_transmit() {
                 return progressed;
             }
             // A peer that does not read what it causes (echoes, pongs) is not read either: its
@@ -194,15 +207,11 @@ impl Server {
                 return progressed;
             }
             let mut unframed = 0;
-            let consumed = match ws.session.receive_next(&conn.input) {
-                Ok(n) => {
-                    conn.input.drain(..n);
-                    n
-                }
+            let consumed = match ws.session.receive_next(input) {
+                Ok(n) => n,
                 Err(e) => {
                     log::debug!("c{key}: websocket protocol error: {e}");
-                    unframed = conn.input.len();
-                    conn.input.clear();
+                    unframed = input.len();
                     ws.close_after_flush = true;
                     // A peer that does not read our Close is not waited for long.
                     ws.close_due
@@ -210,6 +219,7 @@ impl Server {
                     unframed
                 }
             };
+            *offset += consumed;
             let tally = ws.session.take_input_tally();
             let mut events = Vec::new();
             while let Some(event) = ws.session.poll_event() {
