@@ -247,7 +247,12 @@ fn hex_digits(n: usize) -> usize {
 pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
     debug_assert!(!data.is_empty(), "an empty chunk would end the body");
     out.reserve(data.len() + chunk_overhead(data.len()));
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    // The size in hex, most significant digit first, without an allocation.
+    let digits = hex_digits(data.len());
+    for shift in (0..digits).rev() {
+        out.push(b"0123456789abcdef"[(data.len() >> (shift * 4)) & 0xf]);
+    }
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
@@ -336,6 +341,12 @@ mod tests {
         assert_eq!(chunk_overhead(26), 6);
         assert_eq!(chunk_overhead(1), 5);
         assert_eq!(chunk_overhead(4096), 8);
+        for len in [1usize, 9, 15, 16, 255, 256, 4095, 65_536, 1 << 20] {
+            let mut out = vec![];
+            encode_chunk(&vec![b'x'; len], &mut out);
+            assert!(out.starts_with(format!("{len:x}\r\n").as_bytes()), "{len}");
+            assert_eq!(out.len(), len + chunk_overhead(len));
+        }
     }
 
     #[test]
