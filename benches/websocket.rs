@@ -37,17 +37,7 @@ fn payload(len: usize) -> Vec<u8> {
 
 /// A masked client frame carrying `payload`.
 fn client_frame(opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
-    let head = FrameHead {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: Some(KEY),
-        payload_len: payload.len() as u64,
-    };
-    head.encode(out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    apply_mask(&mut out[start..], KEY, 0);
+    pushwire::websocket::encode_masked_frame(true, opcode, payload, KEY, out);
 }
 
 /// Our frame codec alone: decode each head, copy the payload out and unmask it.

@@ -661,17 +661,7 @@ pub fn roundtrip_ws(data: &[u8]) {
 }
 
 fn client_frame(fin: bool, opcode: Opcode, payload: &[u8], key: [u8; 4], out: &mut Vec<u8>) {
-    let head = FrameHead {
-        fin,
-        rsv: 0,
-        opcode,
-        mask: Some(key),
-        payload_len: payload.len() as u64,
-    };
-    head.encode(out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    apply_mask(&mut out[start..], key, 0);
+    crate::websocket::encode_masked_frame(fin, opcode, payload, key, out);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -294,6 +294,30 @@ pub fn encode_frame(opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Appends one masked client frame (head, masking key, masked payload) to `out`: what a client
+/// sends (RFC 6455 §5.3). The server never sends one; tests, benches, fuzzing and client tools do.
+pub fn encode_masked_frame(
+    fin: bool,
+    opcode: Opcode,
+    payload: &[u8],
+    key: [u8; 4],
+    out: &mut Vec<u8>,
+) {
+    let head = FrameHead {
+        fin,
+        rsv: 0,
+        opcode,
+        mask: Some(key),
+        payload_len: u64::try_from(payload.len()).unwrap_or(u64::MAX),
+    };
+    head.encode(out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(fresh) = out.get_mut(start..) {
+        super::mask::apply_mask(fresh, key, 0);
+    }
+}
+
 /// Exact size of the unmasked frame [`encode_frame`] writes for a payload of `payload_len` bytes.
 pub fn frame_len(payload_len: usize) -> usize {
     let ext = extended_len_size(u64::try_from(payload_len).unwrap_or(u64::MAX));

@@ -45,7 +45,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, encode_close_payload, is_valid_received_code, parse_close_payload};
 pub use error::ProtocolError;
-pub use frame::{FrameHead, Opcode, dissect_frame, encode_frame, frame_len};
+pub use frame::{FrameHead, Opcode, dissect_frame, encode_frame, encode_masked_frame, frame_len};
 pub use handshake::{
     GUID, HandshakeError, accept_key, encode_switching_protocols, validate_upgrade,
 };

@@ -444,18 +444,8 @@ mod tests {
 
     /// A masked client frame.
     fn client(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
-        let head = FrameHead {
-            fin,
-            rsv: 0,
-            opcode,
-            mask: Some(KEY),
-            payload_len: payload.len() as u64,
-        };
         let mut out = Vec::new();
-        head.encode(&mut out);
-        let start = out.len();
-        out.extend_from_slice(payload);
-        apply_mask(&mut out[start..], KEY, 0);
+        super::super::frame::encode_masked_frame(fin, opcode, payload, KEY, &mut out);
         out
     }
 
