@@ -15,6 +15,55 @@ use crate::trace::{Direction, Dissector, UnitKind};
 /// Input capacity an idle connection may keep; a larger buffer is freed once empty.
 const IDLE_INPUT_CAPACITY: usize = 4 * 1024;
 
+/// Bytes read and not yet consumed. Consuming moves a start offset instead of the bytes, so a read
+/// holding many pipelined requests or small frames is not shifted once per unit; the bytes move
+/// only when new input arrives behind a consumed half.
+#[derive(Debug, Default)]
+pub(crate) struct InBuf {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl InBuf {
+    /// Drops the first `n` unconsumed bytes.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Appends bytes read from the socket.
+    pub(crate) fn extend(&mut self, fresh: &[u8]) {
+        if self.start > 0 && self.start >= self.bytes.len() / 2 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(fresh);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
+
+    /// Gives back a buffer that grew for a large request once it is empty again.
+    fn trim(&mut self) {
+        if self.is_empty() && self.bytes.capacity() > IDLE_INPUT_CAPACITY {
+            self.bytes = Vec::new();
+        }
+    }
+}
+
+impl std::ops::Deref for InBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
 /// What the response to a request must respect: the client's version and whether the connection
 /// stays open after it.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +130,7 @@ pub(crate) enum ReadOutcome {
 
 pub(crate) struct Connection {
     pub socket: TcpStream,
-    pub input: Vec<u8>,
+    pub input: InBuf,
     pub output: OutQueue,
     pub head_reader: HeadReader,
     pub phase: Phase,
@@ -123,7 +172,7 @@ impl Connection {
     pub(crate) fn new(socket: TcpStream, now: Instant) -> Connection {
         Connection {
             socket,
-            input: Vec::new(),
+            input: InBuf::default(),
             output: OutQueue::new(),
             head_reader: HeadReader::new(),
             phase: Phase::AwaitingHead,
@@ -199,7 +248,7 @@ impl Connection {
             }
             if !matches!(self.phase, Phase::Closing { .. }) {
                 // A closing connection reads only to drain the peer.
-                self.input.extend_from_slice(fresh);
+                self.input.extend(fresh);
             }
             total += n;
         }
@@ -208,9 +257,7 @@ impl Connection {
 
     /// Gives back an input buffer that grew for a large request once it is empty again.
     pub(crate) fn trim_input(&mut self) {
-        if self.input.is_empty() && self.input.capacity() > IDLE_INPUT_CAPACITY {
-            self.input = Vec::new();
-        }
+        self.input.trim();
     }
 
     /// Writes queued output until the socket would block or the queue is empty, reporting what

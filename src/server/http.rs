@@ -100,7 +100,7 @@ impl Server {
                         }
                         Ok(n) => {
                             let data = body.len() - before;
-                            conn.input.drain(..n);
+                            conn.input.consume(n);
                             conn.last_activity = self.now;
                             progressed |= n > 0;
                             let done = decoder.is_done();
@@ -132,7 +132,7 @@ impl Server {
                     }
                     let skip = leading_empty_lines(&conn.input);
                     if skip > 0 {
-                        conn.input.drain(..skip);
+                        conn.input.consume(skip);
                         self.account_in(key, Category::RequestHead, skip);
                         progressed = true;
                         continue;
@@ -145,7 +145,7 @@ impl Server {
                             return true;
                         }
                         Ok(Some(head)) => {
-                            conn.input.drain(..head.len);
+                            conn.input.consume(head.len);
                             // The body's clock starts now.
                             conn.head_started = self.now;
                             progressed = true;

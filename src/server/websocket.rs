@@ -177,18 +177,6 @@ impl Server {
     /// Feeds input to the session frame by frame and acts on each frame's events, so what the
     /// server sends keeps the order of what the peer sent. Returns whether anything happened.
     pub(super) fn ws_process(&mut self, key: usize) -> bool {
-        // How much of the input the session has taken: removed once at the end, not per frame
-        // (a read of a thousand small frames would otherwise move the buffer a thousand times).
-        let mut offset = 0;
-        let progressed = self.ws_process_from(key, &mut offset);
-        if let Some(conn) = self.conns.get_mut(key) {
-            let taken = offset.min(conn.input.len());
-            conn.input.drain(..taken);
-        }
-        progressed
-    }
-
-    fn ws_process_from(&mut self, key: usize, offset: &mut usize) -> bool {
         let mut progressed = false;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -197,7 +185,7 @@ impl Server {
             let Phase::WebSocket(ws) = &mut conn.phase else {
                 return progressed;
             };
-            let input = conn.input.get(*offset..).unwrap_or_default();
+            let input = &conn.input[..];
             if input.is_empty() && !ws.session.wants_transmit() {
                 return progressed;
             }
@@ -219,7 +207,7 @@ impl Server {
                     unframed
                 }
             };
-            *offset += consumed;
+            conn.input.consume(consumed);
             let tally = ws.session.take_input_tally();
             let mut events = Vec::new();
             while let Some(event) = ws.session.poll_event() {
