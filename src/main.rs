@@ -55,6 +55,10 @@ struct ServeArgs {
     /// Payload bytes each channel keeps for resuming.
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     history_bytes: usize,
+    /// Payload bytes all channels keep together; past it the hub's oldest messages go first
+    /// (each channel keeps at least its newest).
+    #[arg(long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    history_total_bytes: usize,
     /// Seconds a client has to send a complete request head (slowloris defence; 408 after).
     #[arg(long, default_value_t = 10.0, value_parser = seconds, value_name = "SECS")]
     head_timeout: f64,
@@ -155,6 +159,7 @@ impl ServeArgs {
         };
         c.history.max_messages = self.history_messages.max(1);
         c.history.max_bytes = self.history_bytes;
+        c.history.max_total_bytes = self.history_total_bytes;
         c
     }
 }

@@ -52,9 +52,7 @@ impl Channel {
         while self.history.len() > 1
             && (self.history.len() > limits.max_messages || self.history_bytes > limits.max_bytes)
         {
-            if let Some(old) = self.history.pop_front() {
-                self.history_bytes -= old.data.len();
-            }
+            self.evict_oldest();
         }
         let subscribers: Vec<_> = self.subscribers.iter().map(|(&k, &v)| (k, v)).collect();
         self.subscribers
@@ -63,6 +61,28 @@ impl Channel {
             message,
             subscribers,
         }
+    }
+
+    /// Messages the history holds.
+    pub(super) fn held(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Payload bytes the history holds.
+    pub(super) fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    /// The id of the oldest held message.
+    pub(super) fn oldest_held(&self) -> Option<u64> {
+        self.history.front().map(|m| m.id)
+    }
+
+    /// Drops the oldest held message; returns its payload size.
+    pub(super) fn evict_oldest(&mut self) -> usize {
+        let len = self.history.pop_front().map_or(0, |old| old.data.len());
+        self.history_bytes -= len;
+        len
     }
 
     pub(super) fn since(&self, after: u64) -> Backlog {

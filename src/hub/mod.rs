@@ -20,7 +20,7 @@ mod message;
 pub use channel::{Backlog, Gap};
 pub use message::{Encoding, Message};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,6 +54,10 @@ pub struct HistoryLimits {
     pub max_messages: usize,
     /// Most payload bytes kept per channel (the newest message is always kept).
     pub max_bytes: usize,
+    /// Most payload bytes kept by all channels together: past it the oldest messages of the whole
+    /// hub go first (each channel still keeps its newest). What bounds the history's memory when
+    /// clients publish to many channels.
+    pub max_total_bytes: usize,
 }
 
 impl Default for HistoryLimits {
@@ -61,6 +65,7 @@ impl Default for HistoryLimits {
         HistoryLimits {
             max_messages: 1024,
             max_bytes: 8 * 1024 * 1024,
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -76,15 +81,23 @@ pub struct Published {
 
 #[derive(Debug, Default)]
 pub struct Hub {
-    channels: HashMap<Box<str>, Channel>,
+    channels: HashMap<Arc<str>, Channel>,
     limits: HistoryLimits,
+    /// Payload bytes held by every channel's history.
+    total_bytes: usize,
+    /// Every message published, oldest first, by channel and id: the hub-wide eviction order.
+    /// Entries of messages a channel already dropped on its own are skipped when reached, and
+    /// swept out when they outnumber the held ones.
+    publish_order: VecDeque<(Arc<str>, u64)>,
+    /// Messages held by every channel's history.
+    held_messages: usize,
 }
 
 impl Hub {
     pub fn new(limits: HistoryLimits) -> Hub {
         Hub {
-            channels: HashMap::new(),
             limits,
+            ..Hub::default()
         }
     }
 
@@ -100,7 +113,59 @@ impl Hub {
     /// is stamped on the message (the hub reads no clock).
     pub fn publish(&mut self, channel: &str, data: Box<str>, now: Instant) -> Published {
         let limits = self.limits;
-        self.channel_mut(channel).publish(data, now, &limits)
+        let c = self.channel_mut(channel);
+        let (bytes_before, held_before) = (c.history_bytes(), c.held());
+        let published = c.publish(data, now, &limits);
+        let (bytes_after, held_after) = (c.history_bytes(), c.held());
+        self.total_bytes = self.total_bytes + bytes_after - bytes_before;
+        self.held_messages = self.held_messages + held_after - held_before;
+        let (name, _) = self
+            .channels
+            .get_key_value(channel)
+            .expect("the channel just published to exists");
+        self.publish_order
+            .push_back((name.clone(), published.message.id));
+        self.enforce_total_budget();
+        published
+    }
+
+    /// Drops the hub's oldest messages until the total fits, never the newest message of a
+    /// channel (so every channel can still tell its last id and resume from it).
+    fn enforce_total_budget(&mut self) {
+        let mut newest_kept = Vec::new();
+        while self.total_bytes > self.limits.max_total_bytes {
+            let Some((name, id)) = self.publish_order.pop_front() else {
+                break;
+            };
+            let Some(c) = self.channels.get_mut(&*name) else {
+                continue;
+            };
+            if c.oldest_held() != Some(id) {
+                // Already dropped by the channel's own limits.
+                continue;
+            }
+            if id == c.last_id() {
+                newest_kept.push((name, id));
+                continue;
+            }
+            self.total_bytes -= c.evict_oldest();
+            self.held_messages -= 1;
+        }
+        // The newest messages passed over keep their place at the head of the line.
+        for entry in newest_kept.into_iter().rev() {
+            self.publish_order.push_front(entry);
+        }
+        // Entries of messages the channels dropped on their own are swept out once they
+        // outnumber the held ones, so the line stays proportional to what is held.
+        if self.publish_order.len() > 2 * self.held_messages + 1024 {
+            let channels = &self.channels;
+            self.publish_order.retain(|(name, id)| {
+                channels
+                    .get(&**name)
+                    .and_then(Channel::oldest_held)
+                    .is_some_and(|oldest| *id >= oldest)
+            });
+        }
     }
 
     /// The id of the newest message of `channel` (0 when nothing was ever published).
@@ -153,6 +218,7 @@ mod tests {
         Hub::new(HistoryLimits {
             max_messages,
             max_bytes,
+            max_total_bytes: usize::MAX,
         })
     }
 
@@ -254,5 +320,55 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(h.subscriber_count("a"), 0);
+    }
+
+    #[test]
+    fn channels_nobody_published_to_are_forgotten() {
+        let mut h = hub(10, 1000);
+        h.subscribe("ghost", 1, Subscription::Stream);
+        h.subscribe("kept", 2, Subscription::Stream);
+        h.publish("kept", "x".into(), Instant::now());
+        h.unsubscribe("ghost", 1);
+        h.unsubscribe("kept", 2);
+        assert_eq!(h.channel_count(), 1);
+        assert_eq!(h.last_id("kept"), 1);
+    }
+
+    #[test]
+    fn the_total_budget_drops_the_oldest_messages_of_the_whole_hub() {
+        let mut h = Hub::new(HistoryLimits {
+            max_messages: 100,
+            max_bytes: 1000,
+            max_total_bytes: 10,
+        });
+        h.publish("a", "aaaa".into(), Instant::now()); // a1
+        h.publish("b", "bbbb".into(), Instant::now()); // b1
+        h.publish("a", "aaaa".into(), Instant::now()); // a2: 12 bytes held, a1 goes
+        assert_eq!(ids(&h.since("a", 0)), [2]);
+        assert_eq!(h.since("a", 0).gap, Some(Gap { from: 1, to: 1 }));
+        assert_eq!(ids(&h.since("b", 0)), [1]);
+        // Every channel keeps its newest message, even past the budget.
+        h.publish("c", "cccccccccc".into(), Instant::now());
+        assert_eq!(ids(&h.since("a", 0)), [2]);
+        assert_eq!(ids(&h.since("b", 0)), [1]);
+        assert_eq!(ids(&h.since("c", 0)), [1]);
+        // A newer message lets the older one of its channel go.
+        h.publish("b", "bb".into(), Instant::now());
+        assert_eq!(ids(&h.since("b", 0)), [2]);
+        assert_eq!(h.total_bytes, 4 + 10 + 2);
+    }
+
+    #[test]
+    fn the_eviction_line_stays_proportional_to_what_is_held() {
+        let mut h = hub(2, 1000);
+        for _ in 0..10_000 {
+            h.publish("a", "x".into(), Instant::now());
+        }
+        assert!(
+            h.publish_order.len() <= 2 * 2 + 1024 + 1,
+            "{}",
+            h.publish_order.len()
+        );
+        assert_eq!((h.held_messages, h.total_bytes), (2, 2));
     }
 }

@@ -248,6 +248,7 @@ mod tests {
         let mut hub = Hub::new(HistoryLimits {
             max_messages: 2,
             max_bytes: 100,
+            max_total_bytes: 1000,
         });
         for d in ["a", "b", "c"] {
             hub.publish("ch", d.into(), std::time::Instant::now());
