@@ -33,7 +33,7 @@ pub struct Config {
     pub max_pending_output: usize,
     /// The reconnection delay an SSE stream tells its client (`retry:`).
     pub sse_retry: Duration,
-    /// Interval between SSE heartbeat comments on an idle stream.
+    /// Interval between SSE heartbeat comments; they keep a fixed schedule, messages or not.
     pub sse_heartbeat: Duration,
     /// Interval between server pings on a WebSocket.
     pub ws_ping_interval: Duration,

@@ -81,7 +81,7 @@ struct ServeArgs {
     /// Seconds an SSE client waits before reconnecting (sent as `retry:`).
     #[arg(long, default_value_t = 3.0, value_parser = seconds, value_name = "SECS")]
     sse_retry: f64,
-    /// Seconds between heartbeat comments on an idle SSE stream.
+    /// Seconds between heartbeat comments on an SSE stream (sent whether or not messages flow).
     #[arg(long, default_value_t = 15.0, value_parser = seconds, value_name = "SECS")]
     sse_heartbeat: f64,
     /// Seconds between server pings on a WebSocket.
