@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pushwire::delivery;
-use pushwire::hub::Message;
+use pushwire::delivery::Message;
 use pushwire::ledger::{Category, Layout};
 use pushwire::outbuf::{OutQueue, SharedUnit, WriteReport};
 use pushwire::trace::{Direction, Dissector};

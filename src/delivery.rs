@@ -1,29 +1,61 @@
 //! How a published message is put on the wire by each transport, encoded once per message and
 //! shared by every subscriber: the JSON object (polls, and inside WebSocket frames), the SSE event
 //! in its HTTP chunk (or bare, for HTTP/1.0 streams), the WebSocket text frame. Each encoding
-//! carries its [`Layout`] so the ledger can tell payload from overhead.
+//! carries its [`Layout`] so the ledger can tell payload from overhead. The encodings are kept in
+//! the message's [`Encodings`] slot, typed, and made by the first subscriber that needs them.
 //!
-//! This is where the protocol modules meet: [`crate::sse`] writes the event, [`crate::http1`] the
+//! This is also where the gap and reset notices are written for every transport, each in one
+//! place. The protocol modules meet here: [`crate::sse`] writes the event, [`crate::http1`] the
 //! chunk around it, [`crate::websocket`] the frame head; none of them knows the others.
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::http1::chunked::encode_chunk;
-use crate::hub::{Encoding, Message};
+use crate::http1::chunked::encode_chunk_with_layout;
+use crate::hub::{self, Backlog};
 use crate::ledger::{Category, Layout};
 use crate::outbuf::SharedUnit;
+use crate::polling::{self, encode_message_json, gap_json};
 use crate::sse;
 use crate::websocket::{self, Opcode};
 
-pub use crate::polling::message_json;
+/// Each transport's encoding of one message, made at most once and shared.
+#[derive(Debug, Default)]
+pub struct Encodings {
+    /// The JSON object `{"id":N,"data":"…"}` (poll and long-poll bodies, WebSocket payloads).
+    json: OnceLock<Arc<SharedUnit>>,
+    /// An SSE event inside one HTTP chunk (HTTP/1.1 streams).
+    sse_chunk: OnceLock<Arc<SharedUnit>>,
+    /// An SSE event without chunk framing (HTTP/1.0 streams, delimited by close).
+    sse_event: OnceLock<Arc<SharedUnit>>,
+    /// A complete WebSocket text frame carrying the JSON object.
+    ws_frame: OnceLock<Arc<SharedUnit>>,
+}
+
+/// A message as the server's hub holds it: with its encodings beside it.
+pub type Message = hub::Message<Encodings>;
+
+/// The message's JSON object, encoded once and shared by every answer that carries it.
+pub fn message_json(message: &Message) -> Arc<SharedUnit> {
+    message
+        .cache
+        .json
+        .get_or_init(|| Arc::new(encode_message_json(message)))
+        .clone()
+}
+
+/// The body answering a poll or a woken long-poll, sharing each message's JSON object.
+pub fn poll_body(backlog: &Backlog<Encodings>) -> polling::Body {
+    polling::encode_body(backlog, message_json)
+}
 
 /// The event a message becomes on an SSE stream: chunk-framed for HTTP/1.1, bare for HTTP/1.0.
 pub fn sse_event(message: &Message, chunked: bool) -> Arc<SharedUnit> {
-    let which = if chunked {
-        Encoding::SseChunk
+    let slot = if chunked {
+        &message.cache.sse_chunk
     } else {
-        Encoding::SseEvent
+        &message.cache.sse_event
     };
-    message.encoded(which, |m| encode_sse_event(m, chunked))
+    slot.get_or_init(|| Arc::new(encode_sse_event(message, chunked)))
+        .clone()
 }
 
 /// `id:` and `data:` lines and the blank line, and for HTTP/1.1 the chunk around them; the data
@@ -32,41 +64,74 @@ fn encode_sse_event(message: &Message, chunked: bool) -> SharedUnit {
     let mut event = Vec::with_capacity(sse::encoded_len(Some(message.id), None, &message.data));
     sse::encode_event(Some(message.id), None, &message.data, &mut event);
     let payload = sse::EventView::new(&event).payload_len();
-    let fields = event.len() - payload;
+    let layout = Layout::from_runs(&[
+        (Category::SseFields, event.len() - payload),
+        (Category::Payload, payload),
+    ]);
     if !chunked {
-        let layout =
-            Layout::from_runs(&[(Category::SseFields, fields), (Category::Payload, payload)]);
         return SharedUnit::new(event, layout);
     }
-    let mut out = Vec::with_capacity(event.len() + 12);
-    encode_chunk(&event, &mut out);
-    let size_line = out.len() - event.len() - 2;
-    let layout = Layout::from_runs(&[
-        (Category::ChunkFraming, size_line),
-        (Category::SseFields, fields),
-        (Category::Payload, payload),
-        (Category::ChunkFraming, 2),
-    ]);
-    SharedUnit::new(out, layout)
+    let (framed, layout) = encode_chunk_with_layout(&event, layout);
+    SharedUnit::new(framed, layout)
 }
 
 /// The text frame carrying a message's JSON object: the frame head, then the object with its
 /// own layout.
 pub fn ws_frame(message: &Message) -> Arc<SharedUnit> {
-    message.encoded(Encoding::WsFrame, |m| {
-        let json = message_json(m);
-        let mut out = Vec::with_capacity(websocket::frame_len(json.bytes.len()));
-        websocket::encode_frame(Opcode::Text, &json.bytes, &mut out);
-        let mut layout = Layout::uniform(Category::WsFrameHeader, out.len() - json.bytes.len());
-        if !layout.try_extend(&json.layout) {
-            layout = Layout::from_runs(&[
-                (Category::WsFrameHeader, out.len() - json.bytes.len()),
-                (Category::JsonEnvelope, json.bytes.len() - m.data.len()),
-                (Category::Payload, m.data.len()),
-            ]);
+    message
+        .cache
+        .ws_frame
+        .get_or_init(|| {
+            let json = message_json(message);
+            let mut out = Vec::with_capacity(websocket::frame_len(json.bytes.len()));
+            websocket::encode_frame(Opcode::Text, &json.bytes, &mut out);
+            let head = out.len() - json.bytes.len();
+            let mut layout = Layout::uniform(Category::WsFrameHeader, head);
+            if !layout.try_extend(&json.layout) {
+                layout = Layout::from_runs(&[
+                    (Category::WsFrameHeader, head),
+                    (
+                        Category::JsonEnvelope,
+                        json.bytes.len() - message.data.len(),
+                    ),
+                    (Category::Payload, message.data.len()),
+                ]);
+            }
+            Arc::new(SharedUnit::new(out, layout))
+        })
+        .clone()
+}
+
+/// The SSE events that tell a resuming client its position could not be served as asked: a
+/// `gap` event naming the ids no longer held, a `reset` event when the position lies in the
+/// future. They carry no id, so a client's Last-Event-ID only ever names a real message.
+pub fn sse_notices<C>(backlog: Option<&Backlog<C>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(b) = backlog {
+        if let Some(gap) = b.gap {
+            sse::encode_event(None, Some("gap"), &gap_json(gap), &mut out);
         }
-        SharedUnit::new(out, layout)
-    })
+        if b.reset {
+            let data = format!("{{\"last_id\":{}}}", b.last_id);
+            sse::encode_event(None, Some("reset"), &data, &mut out);
+        }
+    }
+    out
+}
+
+/// The same notices for a WebSocket: text frames of JSON before the messages.
+pub fn ws_notices<C>(backlog: &Backlog<C>) -> Vec<String> {
+    let mut notices = Vec::new();
+    if let Some(gap) = backlog.gap {
+        notices.push(format!("{{\"gap\":{}}}", gap_json(gap)));
+    }
+    if backlog.reset {
+        notices.push(format!(
+            "{{\"reset\":true,\"last_id\":{}}}",
+            backlog.last_id
+        ));
+    }
+    notices
 }
 
 #[cfg(test)]
@@ -109,5 +174,30 @@ mod tests {
                 (Category::JsonEnvelope, 2)
             ]
         );
+        assert!(Arc::ptr_eq(&frame, &ws_frame(&m)));
+        assert!(Arc::ptr_eq(&message_json(&m), &message_json(&m)));
+    }
+
+    #[test]
+    fn notices_tell_gap_and_reset_in_each_transport_s_words() {
+        let backlog: Backlog<Encodings> = Backlog {
+            last_id: 9,
+            messages: vec![],
+            gap: Some(crate::hub::Gap { from: 2, to: 4 }),
+            reset: false,
+        };
+        assert_eq!(
+            String::from_utf8(sse_notices(Some(&backlog))).unwrap(),
+            "event: gap\ndata: {\"from\":2,\"to\":4}\n\n"
+        );
+        assert_eq!(ws_notices(&backlog), ["{\"gap\":{\"from\":2,\"to\":4}}"]);
+        let reset: Backlog<Encodings> = Backlog {
+            last_id: 3,
+            messages: vec![],
+            gap: None,
+            reset: true,
+        };
+        assert_eq!(ws_notices(&reset), ["{\"reset\":true,\"last_id\":3}"]);
+        assert!(sse_notices::<Encodings>(None).is_empty());
     }
 }

@@ -71,6 +71,28 @@ impl SharedUnit {
     }
 }
 
+/// A piece of a response body: bytes made for this answer, or a shared message unit.
+#[derive(Debug, Clone)]
+pub enum Part {
+    /// Bytes made for this answer, all of one category (`{"last_id":…`, commas).
+    Owned(Vec<u8>, Category),
+    /// A message's shared encoding and when the message was published (for latency).
+    Delivery(Arc<SharedUnit>, Instant),
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Owned(bytes, _) => bytes.len(),
+            Part::Delivery(unit, _) => unit.bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What one or more writes took out of a queue.
 #[derive(Debug, Default)]
 pub struct WriteReport {
@@ -162,6 +184,32 @@ impl OutQueue {
             unit.layout,
             Some(published_at),
         );
+    }
+
+    /// Queues a body part: a copy of owned bytes, or the shared unit itself.
+    pub fn push_part(&mut self, part: Part) {
+        match part {
+            Part::Owned(bytes, category) => {
+                let layout = Layout::uniform(category, bytes.len());
+                self.push(Segment::Owned(bytes), layout);
+            }
+            Part::Delivery(unit, published_at) => self.push_delivery(&unit, published_at),
+        }
+    }
+
+    /// Queues a copy of `bytes` framed as one HTTP chunk (`size CRLF bytes CRLF`) when `chunked`,
+    /// the framing counted as [`Category::ChunkFraming`] and the bytes as `category`; bare
+    /// otherwise (an HTTP/1.0 stream delimited by close).
+    pub fn push_framed(&mut self, bytes: &[u8], category: Category, chunked: bool) {
+        if !chunked {
+            self.push_bytes(bytes, category);
+            return;
+        }
+        let (framed, layout) = crate::http1::chunked::encode_chunk_with_layout(
+            bytes,
+            Layout::uniform(category, bytes.len()),
+        );
+        self.push_bytes_with(&framed, layout);
     }
 
     fn push_entry(&mut self, segment: Segment, layout: Layout, stamp: Option<Instant>) {

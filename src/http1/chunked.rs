@@ -7,6 +7,7 @@
 //! ```
 //! The decoder is strict about line ends (CRLF only): a lenient chunk parser is how request
 //! smuggling happens when a proxy in front reads the same bytes differently.
+use crate::ledger::{Category, Layout};
 use std::fmt;
 
 /// Why a chunked body is invalid. Every variant is answered with 400 and the connection is closed.
@@ -255,6 +256,27 @@ pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+/// One chunk carrying `data`, with the layout of the whole chunk for the wire ledger: the size
+/// line and the closing CRLF as [`Category::ChunkFraming`] around `inner`, the layout of `data`.
+/// Every chunk the server sends (events, heartbeats, trace records) is framed here.
+pub fn encode_chunk_with_layout(data: &[u8], inner: Layout) -> (Vec<u8>, Layout) {
+    let mut out = Vec::with_capacity(data.len() + chunk_overhead(data.len()));
+    encode_chunk(data, &mut out);
+    let size_line = out.len() - data.len() - 2;
+    let mut layout = Layout::uniform(Category::ChunkFraming, size_line);
+    let fits = layout.try_extend(&inner) && layout.try_push(Category::ChunkFraming, 2);
+    if !fits {
+        // More runs than a layout holds: count the data as its first category.
+        let first = inner.runs().first().map_or(Category::Other, |r| r.0);
+        layout = Layout::from_runs(&[
+            (Category::ChunkFraming, size_line),
+            (first, data.len()),
+            (Category::ChunkFraming, 2),
+        ]);
+    }
+    (out, layout)
 }
 
 /// The last chunk with an empty trailer section: the end of a chunked body.

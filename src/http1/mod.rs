@@ -17,11 +17,15 @@
 //! ```
 pub mod body;
 pub mod chunked;
+pub mod connection;
 pub mod error;
 pub mod request;
 pub mod response;
 
 pub use body::{BodyDecoder, BodyFraming};
+pub use connection::{
+    BodyPlan, Connection, Content, Event, Exchange, Expiry, Received, Refusal, Response, Settings,
+};
 pub use error::RequestError;
 pub use request::{HeadReader, Limits, RequestHead};
 pub use response::{ResponseBody, ResponseHead, Status};

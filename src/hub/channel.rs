@@ -13,12 +13,12 @@ pub struct Gap {
 }
 
 /// The answer to "what came after id N?".
-#[derive(Debug, Clone)]
-pub struct Backlog {
+#[derive(Debug)]
+pub struct Backlog<C = ()> {
     /// The channel's newest id (0 when nothing was published yet).
     pub last_id: u64,
     /// Held messages after N, oldest first (on a reset: every held message).
-    pub messages: Vec<Arc<Message>>,
+    pub messages: Vec<Arc<Message<C>>>,
     /// Messages after N that were published but have left the history.
     pub gap: Option<Gap>,
     /// N is newer than anything this channel ever published (the server restarted and ids began
@@ -26,15 +26,26 @@ pub struct Backlog {
     pub reset: bool,
 }
 
-#[derive(Debug, Default)]
-pub(super) struct Channel {
+#[derive(Debug)]
+pub(super) struct Channel<C> {
     last_id: u64,
-    history: VecDeque<Arc<Message>>,
+    history: VecDeque<Arc<Message<C>>>,
     history_bytes: usize,
     subscribers: HashMap<SubscriberId, Subscription>,
 }
 
-impl Channel {
+impl<C> Default for Channel<C> {
+    fn default() -> Self {
+        Channel {
+            last_id: 0,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            subscribers: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Default> Channel<C> {
     pub(super) fn last_id(&self) -> u64 {
         self.last_id
     }
@@ -44,7 +55,7 @@ impl Channel {
         data: Box<str>,
         now: Instant,
         limits: &HistoryLimits,
-    ) -> Published {
+    ) -> Published<C> {
         self.last_id += 1;
         let message = Arc::new(Message::new(self.last_id, data, now));
         self.history_bytes += message.data.len();
@@ -85,7 +96,7 @@ impl Channel {
         len
     }
 
-    pub(super) fn since(&self, after: u64) -> Backlog {
+    pub(super) fn since(&self, after: u64) -> Backlog<C> {
         if after > self.last_id {
             return Backlog {
                 last_id: self.last_id,

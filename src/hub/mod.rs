@@ -18,7 +18,7 @@ mod channel;
 mod message;
 
 pub use channel::{Backlog, Gap};
-pub use message::{Encoding, Message};
+pub use message::Message;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -72,16 +72,16 @@ impl Default for HistoryLimits {
 
 /// What a publish produced: the message, and who must be told.
 #[derive(Debug)]
-pub struct Published {
-    pub message: Arc<Message>,
+pub struct Published<C = ()> {
+    pub message: Arc<Message<C>>,
     /// Subscribers to deliver to, streams and woken long-polls alike. Once-subscribers in this list
     /// have already been removed from the channel.
     pub subscribers: Vec<(SubscriberId, Subscription)>,
 }
 
-#[derive(Debug, Default)]
-pub struct Hub {
-    channels: HashMap<Arc<str>, Channel>,
+#[derive(Debug)]
+pub struct Hub<C = ()> {
+    channels: HashMap<Arc<str>, Channel<C>>,
     limits: HistoryLimits,
     /// Payload bytes held by every channel's history.
     total_bytes: usize,
@@ -93,15 +93,18 @@ pub struct Hub {
     held_messages: usize,
 }
 
-impl Hub {
-    pub fn new(limits: HistoryLimits) -> Hub {
+impl<C: Default> Hub<C> {
+    pub fn new(limits: HistoryLimits) -> Hub<C> {
         Hub {
+            channels: HashMap::new(),
             limits,
-            ..Hub::default()
+            total_bytes: 0,
+            publish_order: VecDeque::new(),
+            held_messages: 0,
         }
     }
 
-    fn channel_mut(&mut self, name: &str) -> &mut Channel {
+    fn channel_mut(&mut self, name: &str) -> &mut Channel<C> {
         if !self.channels.contains_key(name) {
             self.channels.insert(name.into(), Channel::default());
         }
@@ -111,7 +114,7 @@ impl Hub {
 
     /// Appends a message to `channel` and returns it with the subscribers to deliver it to. `now`
     /// is stamped on the message (the hub reads no clock).
-    pub fn publish(&mut self, channel: &str, data: Box<str>, now: Instant) -> Published {
+    pub fn publish(&mut self, channel: &str, data: Box<str>, now: Instant) -> Published<C> {
         let limits = self.limits;
         let c = self.channel_mut(channel);
         let (bytes_before, held_before) = (c.history_bytes(), c.held());
@@ -174,10 +177,10 @@ impl Hub {
     }
 
     /// Every held message of `channel` with an id greater than `after`, with any gap or reset.
-    pub fn since(&self, channel: &str, after: u64) -> Backlog {
+    pub fn since(&self, channel: &str, after: u64) -> Backlog<C> {
         match self.channels.get(channel) {
             Some(c) => c.since(after),
-            None => Channel::default().since(after),
+            None => Channel::<C>::default().since(after),
         }
     }
 
@@ -336,7 +339,7 @@ mod tests {
 
     #[test]
     fn the_total_budget_drops_the_oldest_messages_of_the_whole_hub() {
-        let mut h = Hub::new(HistoryLimits {
+        let mut h: Hub = Hub::new(HistoryLimits {
             max_messages: 100,
             max_bytes: 1000,
             max_total_bytes: 10,

@@ -13,13 +13,17 @@
 //! The body always says `last_id`; a `gap` member lists ids that were published but are no longer
 //! held, and `"reset":true` says the client's `since` is newer than anything the channel has (the
 //! server restarted): in both cases `messages` carries everything held after the client's position.
+pub mod longpoll;
+
+pub use longpoll::LongPoll;
+
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::hub::{Backlog, Encoding, Message};
+use crate::hub::{Backlog, Message};
 use crate::ledger::{Category, Layout};
-use crate::outbuf::SharedUnit;
+use crate::outbuf::{Part, SharedUnit};
 
 /// What a poll or long-poll request asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,7 +88,7 @@ pub fn parse_id(v: &str) -> Option<u64> {
 
 /// The JSON object of one message, `{"id":N,"data":"…"}`, with its layout: the envelope around
 /// the payload, and the payload counted at its published length (escaping is envelope).
-pub fn encode_message_json(message: &Message) -> SharedUnit {
+pub fn encode_message_json<C>(message: &Message<C>) -> SharedUnit {
     let mut out = Vec::with_capacity(message.data.len() + 24);
     out.extend_from_slice(b"{\"id\":");
     out.extend_from_slice(message.id.to_string().as_bytes());
@@ -104,30 +108,24 @@ pub fn encode_message_json(message: &Message) -> SharedUnit {
     SharedUnit::new(out, layout)
 }
 
-/// A message's JSON object, encoded once and shared by every answer that carries it.
-pub fn message_json(message: &Message) -> Arc<SharedUnit> {
-    message.encoded(Encoding::Json, encode_message_json)
+/// The JSON members that tell a client its position could not be served as asked:
+/// `"gap":{"from":a,"to":b}` and `"reset":true`, each with a leading comma (the poll envelope,
+/// the WebSocket notices and the SSE events all say it in these words).
+pub fn gap_json(gap: crate::hub::Gap) -> String {
+    format!("{{\"from\":{},\"to\":{}}}", gap.from, gap.to)
 }
 
 /// Whether a backlog has anything to tell: messages, a gap or a reset. When it does not, a poll is
 /// answered 204 and a long-poll parks.
-pub fn has_news(backlog: &Backlog) -> bool {
+pub fn has_news<C>(backlog: &Backlog<C>) -> bool {
     !backlog.messages.is_empty() || backlog.gap.is_some() || backlog.reset
-}
-
-/// A piece of a poll body.
-#[derive(Debug, Clone)]
-pub enum Piece {
-    /// JSON made for this answer (`{"last_id":…,"messages":[`, commas, `]}`).
-    Envelope(Vec<u8>),
-    /// A message's shared JSON object and when the message was published.
-    Message(Arc<SharedUnit>, Instant),
 }
 
 /// The JSON body answering a poll.
 #[derive(Debug, Clone)]
 pub struct Body {
-    pub pieces: Vec<Piece>,
+    /// The envelope made for this response and each message's shared JSON object.
+    pub parts: Vec<Part>,
     /// Total length, for Content-Length.
     pub len: usize,
     /// Messages carried.
@@ -135,35 +133,33 @@ pub struct Body {
 }
 
 /// Builds the body answering a poll: the envelope is made for this response, each message's JSON
-/// is the shared encoding cached on the message.
-pub fn encode_body(backlog: &Backlog) -> Body {
+/// object comes from `json` (the server's shares one encoding per message).
+pub fn encode_body<C>(backlog: &Backlog<C>, json: impl Fn(&Message<C>) -> Arc<SharedUnit>) -> Body {
     let mut head = format!("{{\"last_id\":{}", backlog.last_id);
     if let Some(gap) = backlog.gap {
-        head.push_str(&format!(
-            ",\"gap\":{{\"from\":{},\"to\":{}}}",
-            gap.from, gap.to
-        ));
+        head.push_str(",\"gap\":");
+        head.push_str(&gap_json(gap));
     }
     if backlog.reset {
         head.push_str(",\"reset\":true");
     }
     head.push_str(",\"messages\":[");
-    let mut pieces = Vec::with_capacity(backlog.messages.len() * 2 + 2);
+    let mut parts = Vec::with_capacity(backlog.messages.len() * 2 + 2);
     let mut len = head.len();
-    pieces.push(Piece::Envelope(head.into_bytes()));
+    parts.push(Part::Owned(head.into_bytes(), Category::JsonEnvelope));
     for (i, m) in backlog.messages.iter().enumerate() {
         if i > 0 {
-            pieces.push(Piece::Envelope(b",".to_vec()));
+            parts.push(Part::Owned(b",".to_vec(), Category::JsonEnvelope));
             len += 1;
         }
-        let json = message_json(m);
-        len += json.bytes.len();
-        pieces.push(Piece::Message(json, m.published_at));
+        let unit = json(m);
+        len += unit.bytes.len();
+        parts.push(Part::Delivery(unit, m.published_at));
     }
-    pieces.push(Piece::Envelope(b"]}".to_vec()));
+    parts.push(Part::Owned(b"]}".to_vec(), Category::JsonEnvelope));
     len += 2;
     Body {
-        pieces,
+        parts,
         len,
         messages: backlog.messages.len(),
     }
@@ -175,13 +171,13 @@ mod tests {
     use crate::hub::{Gap, HistoryLimits, Hub};
 
     fn body_string(b: &Backlog) -> String {
-        let body = encode_body(b);
+        let body = encode_body(b, |m| Arc::new(encode_message_json(m)));
         let bytes: Vec<u8> = body
-            .pieces
+            .parts
             .iter()
             .flat_map(|p| match p {
-                Piece::Envelope(v) => v.clone(),
-                Piece::Message(unit, _) => unit.bytes.to_vec(),
+                Part::Owned(v, _) => v.clone(),
+                Part::Delivery(unit, _) => unit.bytes.to_vec(),
             })
             .collect();
         assert_eq!(bytes.len(), body.len);
@@ -227,7 +223,7 @@ mod tests {
 
     #[test]
     fn encodes_messages_json_escaped() {
-        let m = Message::new(7, "say \"hi\"\n\u{1}é".into(), std::time::Instant::now());
+        let m: Message = Message::new(7, "say \"hi\"\n\u{1}é".into(), std::time::Instant::now());
         let unit = encode_message_json(&m);
         assert_eq!(
             std::str::from_utf8(&unit.bytes).unwrap(),
@@ -245,7 +241,7 @@ mod tests {
 
     #[test]
     fn encodes_body_with_gap_and_reset() {
-        let mut hub = Hub::new(HistoryLimits {
+        let mut hub: Hub = Hub::new(HistoryLimits {
             max_messages: 2,
             max_bytes: 100,
             max_total_bytes: 1000,

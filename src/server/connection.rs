@@ -1,13 +1,12 @@
-//! One client connection: its socket, buffers, readiness and the phase its protocol is in.
+//! One client connection as the driver sees it: its socket, buffers, readiness and the session
+//! (the protocol core) that speaks on it.
 use std::io::{self, Read};
 use std::time::Instant;
 
 use mio::Interest;
 use mio::net::TcpStream;
 
-use super::router::Route;
-use super::websocket::WsConn;
-use crate::http1::{BodyDecoder, HeadReader};
+use super::session::Session;
 use crate::ledger::Transport;
 use crate::outbuf::{OutQueue, WriteReport};
 use crate::trace::{Direction, Dissector, UnitKind};
@@ -43,11 +42,6 @@ impl InBuf {
         self.bytes.extend_from_slice(fresh);
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.start = 0;
-    }
-
     /// Gives back a buffer that grew for a large request once it is empty again.
     fn trim(&mut self) {
         if self.is_empty() && self.bytes.capacity() > IDLE_INPUT_CAPACITY {
@@ -64,61 +58,6 @@ impl std::ops::Deref for InBuf {
     }
 }
 
-/// What the response to a request must respect: the client's version and whether the connection
-/// stays open after it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Exchange {
-    pub minor_version: u8,
-    pub keep_alive: bool,
-}
-
-/// Where the connection is in its life. Every protocol state of a connection is a variant here, so
-/// the transitions can be read in one place (`server::http`).
-///
-/// ```text
-///            ┌──────────── response sent, keep-alive ─────────────┐
-///            ▼                                                    │
-///  accept ─► AwaitingHead ─► ReadingBody ─► (handled) ─► respond ─┤
-///               │   │                          │                  │
-///               │   └──── long-poll, nothing new ─► Parked ─► publish / timeout
-///               │                                                 │
-///               ├── bad input / Connection: close / EOF ─► Closing ◄┘ (not keep-alive)
-///               ├── GET /sse/… ─► Sse ──────── EOF / slow / shutdown ──► closed
-///               └── GET /ws/…, /echo + upgrade ─► WebSocket ── close handshake ──► closed
-/// ```
-#[derive(Debug)]
-pub(crate) enum Phase {
-    /// Waiting for (the rest of) a request head.
-    AwaitingHead,
-    /// Reading the body of a request whose head has been parsed.
-    ReadingBody {
-        exchange: Exchange,
-        route: Route,
-        decoder: BodyDecoder,
-        body: Vec<u8>,
-    },
-    /// A long-poll waiting for a message after `since`, until `deadline`.
-    Parked {
-        exchange: Exchange,
-        channel: Box<str>,
-        since: u64,
-        deadline: Instant,
-    },
-    /// An SSE stream of `channel` (or of the trace feed when `None`), chunked for HTTP/1.1 or
-    /// delimited by close for HTTP/1.0.
-    Sse {
-        channel: Option<Box<str>>,
-        chunked: bool,
-        next_heartbeat: Instant,
-    },
-    /// A WebSocket session after the 101 answer.
-    WebSocket(Box<WsConn>),
-    /// No more requests: flush what is queued, shut down our side, drain the peer until it closes
-    /// (a lingering close, RFC 9112 §9.6, so unread input does not reset the response away).
-    /// `since` is when the phase began, then when our side was shut.
-    Closing { since: Instant, write_shut: bool },
-}
-
 /// Why reading stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
@@ -130,10 +69,12 @@ pub(crate) enum ReadOutcome {
 
 pub(crate) struct Connection {
     pub socket: TcpStream,
+    /// Unique for the life of the process (slab keys are reused): what traces call it.
+    pub id: u64,
     pub input: InBuf,
     pub output: OutQueue,
-    pub head_reader: HeadReader,
-    pub phase: Phase,
+    /// The protocol core that speaks on this connection now.
+    pub session: Session,
     /// mio reported readable and no `WouldBlock` has been seen since (edge-triggered readiness).
     pub readable: bool,
     /// mio reported writable and no `WouldBlock` has been seen since.
@@ -144,16 +85,6 @@ pub(crate) struct Connection {
     pub registered: Interest,
     /// The deadline currently in the timer queue.
     pub deadline: Option<Instant>,
-    /// When the current request began: its first byte (or the connection's opening), and, once
-    /// the head is in, the start of its body.
-    pub head_started: Instant,
-    /// A request has begun and is not complete: its clock runs (leading empty lines do not reset
-    /// it, so a client cannot hold a slot by dripping CRLFs).
-    pub request_begun: bool,
-    /// When the last response was queued, or the last body bytes arrived.
-    pub last_activity: Instant,
-    /// Requests answered on this connection so far.
-    pub requests: u64,
     /// The transport the connection's current request belongs to (for the ledger).
     pub transport: Transport,
     /// Transports already counted as a connection of theirs (bit per transport).
@@ -169,22 +100,18 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(socket: TcpStream, now: Instant) -> Connection {
+    pub(crate) fn new(socket: TcpStream, id: u64, session: Session) -> Connection {
         Connection {
             socket,
+            id,
             input: InBuf::default(),
             output: OutQueue::new(),
-            head_reader: HeadReader::new(),
-            phase: Phase::AwaitingHead,
+            session,
             readable: true,
             writable: true,
             peer_closed: false,
             registered: Interest::READABLE,
             deadline: None,
-            head_started: now,
-            request_begun: true,
-            last_activity: now,
-            requests: 0,
             transport: Transport::Other,
             counted_transports: 0,
             unattributed_reads: 0,
@@ -211,21 +138,9 @@ impl Connection {
     /// Reads while the socket has data and the input buffer is under `cap`. Reads land in the
     /// loop's one `scratch` buffer and only the bytes received are copied to the connection, so an
     /// idle connection holds no read buffer of its own.
-    pub(crate) fn fill_input(
-        &mut self,
-        cap: usize,
-        now: Instant,
-        scratch: &mut [u8],
-    ) -> io::Result<ReadOutcome> {
+    pub(crate) fn fill_input(&mut self, cap: usize, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
         let mut total = 0;
         while self.readable && !self.peer_closed && self.input.len() < cap {
-            if self.input.is_empty()
-                && !self.request_begun
-                && matches!(self.phase, Phase::AwaitingHead)
-            {
-                self.head_started = now;
-                self.request_begun = true;
-            }
             let room = (cap - self.input.len()).min(scratch.len());
             self.unattributed_reads += 1;
             let n = match self.socket.read(&mut scratch[..room]) {
@@ -246,7 +161,7 @@ impl Connection {
             if self.dissectors.is_some() {
                 self.dissect(Direction::Received, fresh);
             }
-            if !matches!(self.phase, Phase::Closing { .. }) {
+            if !self.session.is_closing() {
                 // A closing connection reads only to drain the peer.
                 self.input.extend(fresh);
             }

@@ -1,21 +1,25 @@
-//! The only code that knows `mio`: the listener, the connection table, readiness, timers and
-//! shutdown. It moves bytes between sockets and the sans-IO cores and nothing else; what the bytes
-//! mean is decided in `http` (this module's request handling) and the protocol modules.
+//! The only code that knows `mio`, sockets and the clock: the listener, the connection table,
+//! readiness, timers and shutdown (the driver, this file), and the application ([`app`]) that the
+//! driver hands each connection to. The driver moves bytes and time between sockets and the
+//! sans-IO cores and nothing else; what the bytes mean is decided by the cores and the routes.
 //!
 //! One event-loop thread serves every connection. Readiness is edge-triggered, so each connection
 //! remembers whether it is still readable / writable and is driven until `WouldBlock`; its mio
-//! interest is derived from its state after every step (write interest only while output waits).
+//! interest is derived after every step from what its session wants (write interest only while
+//! output waits), as in rustls's `tlsserver-mio` example.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod app;
 mod connection;
 mod date;
-mod http;
+mod fanout;
 mod router;
-mod sse;
+mod session;
 mod stats;
 mod timers;
 mod trace;
-mod websocket;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,11 +30,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::ledger::{Category, Counter, Ledger, Transport};
-use crate::outbuf::WriteReport;
-use connection::{Connection, Phase, ReadOutcome};
-use date::DateCache;
+use crate::http1::{Refusal, Status};
+use crate::ledger::{Category, Counter, Transport};
+use crate::outbuf::{OutQueue, WriteReport};
+use app::{App, Effect};
+use connection::{Connection, ReadOutcome};
 use timers::Timers;
 
 /// The listening socket's token.
@@ -88,12 +92,9 @@ pub struct Server {
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
     conns: Slab<Connection>,
-    hub: Hub,
+    /// The hub, the ledger, the settings and the routes.
+    app: App,
     timers: Timers,
-    config: Config,
-    date: DateCache,
-    /// The time of the current loop iteration: cores get time from here, never from the clock.
-    now: Instant,
     /// Connections to drive before the loop sleeps again (woken by a publish, a timer…).
     dirty: Vec<usize>,
     /// Connections that used their budget and continue in the next loop iteration.
@@ -108,12 +109,8 @@ pub struct Server {
     /// When the demo ticker publishes next, and how many ticks it has sent.
     next_tick: Option<Instant>,
     ticks: u64,
-    /// Every byte, count and latency, per transport.
-    ledger: Ledger,
-    /// When the server started (for `uptime_s` and trace times).
-    started: Instant,
-    /// Trace sinks.
-    tracer: trace::Tracer,
+    /// Connections accepted so far: the next one's id.
+    accepted: u64,
 }
 
 impl Server {
@@ -125,19 +122,14 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut date = DateCache::default();
-        date.refresh();
         let tracer = trace::Tracer::new(&config.trace)?;
         Ok(Server {
             poll,
             listener: Some(listener),
             local_addr,
             conns: Slab::new(),
-            hub: Hub::new(config.history),
+            app: App::new(config, tracer, Instant::now()),
             timers: Timers::default(),
-            config,
-            date,
-            now: Instant::now(),
             dirty: Vec::new(),
             deferred: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -147,11 +139,9 @@ impl Server {
             },
             shutdown_deadline: None,
             accept_paused_until: None,
-            ledger: Ledger::new(),
-            started: Instant::now(),
-            tracer,
             next_tick: None,
             ticks: 0,
+            accepted: 0,
         })
     }
 
@@ -168,8 +158,8 @@ impl Server {
     /// has passed).
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        if self.config.demo_channel.is_some() {
-            self.next_tick = Some(Instant::now() + self.config.demo_interval);
+        if self.app.config.demo_channel.is_some() {
+            self.next_tick = Some(Instant::now() + self.app.config.demo_interval);
         }
         loop {
             let wake_at = [
@@ -192,8 +182,8 @@ impl Server {
                 }
                 return Err(e);
             }
-            self.now = Instant::now();
-            self.date.refresh();
+            self.app.now = Instant::now();
+            self.app.date.refresh();
             self.dirty.append(&mut self.deferred);
             for event in events.iter() {
                 match event.token() {
@@ -216,19 +206,22 @@ impl Server {
                     }
                 }
             }
-            if self.accept_paused_until.is_some_and(|t| t <= self.now) {
+            if self.accept_paused_until.is_some_and(|t| t <= self.app.now) {
                 self.accept_paused_until = None;
                 self.accept_all();
             }
             self.drive_dirty();
-            for key in self.timers.expired(self.now) {
+            for key in self.timers.expired(self.app.now) {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.deadline = None;
-                    self.on_deadline(key);
-                    self.dirty.push(key);
+                    if self.app.on_timeout(key, conn) {
+                        self.close(key);
+                    } else {
+                        self.dirty.push(key);
+                    }
                 }
             }
-            if self.next_tick.is_some_and(|t| t <= self.now) {
+            if self.next_tick.is_some_and(|t| t <= self.app.now) {
                 self.tick();
             }
             self.drive_dirty();
@@ -236,7 +229,7 @@ impl Server {
                 if self.conns.is_empty() {
                     return Ok(());
                 }
-                if self.now >= deadline {
+                if self.app.now >= deadline {
                     log::info!(
                         "shutdown grace over; closing {} connections",
                         self.conns.len()
@@ -262,22 +255,24 @@ impl Server {
                 Err(e) => {
                     // EMFILE and friends: the pending connections stay queued; try again shortly.
                     log::warn!("accept failed: {e}; pausing accepts");
-                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    self.accept_paused_until = Some(self.app.now + ACCEPT_BACKOFF);
                     return;
                 }
             };
-            let over_limit = self.conns.len() >= self.config.max_connections;
-            if over_limit && self.conns.len() >= self.config.max_connections + REFUSAL_ALLOWANCE {
+            let max = self.app.config.max_connections;
+            let over_limit = self.conns.len() >= max;
+            if over_limit && self.conns.len() >= max + REFUSAL_ALLOWANCE {
                 // Even the refusals are too many: answer and drop without tracking.
-                let mut head = Vec::new();
-                http::encode_refusal_503(self.date.value(), &mut head);
+                let mut out = OutQueue::new();
+                let mut core = crate::http1::Connection::new(self.app.http, self.app.now);
+                let date = self.app.date.value();
+                core.refuse(&Self::refusal_503(), true, date, self.app.now, &mut out);
                 // Best effort on a fresh socket: the response fits in its send buffer.
-                let _ = socket.write(&head);
+                let _ = out.write_to(&mut socket, &mut WriteReport::default());
                 continue;
             }
             // Small writes (one message) must leave at once: latency is what is measured.
             let _ = socket.set_nodelay(true);
-            let dissectors = self.new_dissectors();
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             if let Err(e) =
@@ -288,20 +283,29 @@ impl Server {
                 log::warn!("{peer}: register failed: {e}");
                 continue;
             }
-            let conn = entry.insert(Connection::new(socket, self.now));
-            conn.dissectors = dissectors;
+            self.accepted += 1;
+            let conn = entry.insert(Connection::new(
+                socket,
+                self.accepted,
+                self.app.new_session(),
+            ));
+            conn.dissectors = self.app.tracer.new_dissectors();
             if over_limit {
                 // Tracked like any closing connection, so the 503 is not lost to a reset.
                 log::debug!("{peer}: refused, over the connection limit");
-                let mut head = Vec::new();
-                http::encode_refusal_503(self.date.value(), &mut head);
-                conn.output.push_bytes(&head, Category::Other);
-                conn.phase = Phase::Closing {
-                    since: self.now,
-                    write_shut: false,
-                };
+                self.app.refuse(conn, Self::refusal_503(), true);
             }
+            self.app.connections_open = self.conns.len();
             self.dirty.push(key);
+        }
+    }
+
+    /// The answer past `--max-connections`.
+    fn refusal_503() -> Refusal {
+        Refusal {
+            status: Status::SERVICE_UNAVAILABLE,
+            reason: "too many connections".into(),
+            headers: &[("Retry-After", "1")],
         }
     }
 
@@ -313,7 +317,7 @@ impl Server {
 
     /// The input buffer's high-water mark: reading pauses above it until the core consumes.
     fn input_cap(&self) -> usize {
-        self.config.http.max_head + 16 * 1024
+        self.app.config.http.max_head + 16 * 1024
     }
 
     /// Reads, lets the cores consume, writes, until nothing moves; then re-derives interest and
@@ -325,7 +329,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            let read = match conn.fill_input(cap, self.now, &mut self.scratch) {
+            let read = match conn.fill_input(cap, &mut self.scratch) {
                 Ok(ReadOutcome::Read(n)) => n,
                 Ok(ReadOutcome::Eof) => 0,
                 Err(e) => {
@@ -339,7 +343,8 @@ impl Server {
                 return;
             };
             let reads = std::mem::take(&mut conn.unattributed_reads);
-            self.ledger
+            self.app
+                .ledger
                 .count(conn.transport, Counter::ReadSyscalls, reads);
             let mut report = WriteReport {
                 tap: conn.dissectors.is_some().then(Vec::new),
@@ -348,8 +353,10 @@ impl Server {
             let flushed = conn.flush(&mut report);
             let wrote = matches!(flushed, Ok(n) if n > 0);
             if wrote {
-                // A reader taking its output is active, whatever the phase.
-                conn.last_activity = self.now;
+                // A reader taking its output is active, whatever the session.
+                if let session::Session::Http(h) = &mut conn.session {
+                    h.core.on_output_progress(self.app.now);
+                }
             }
             if let Some(written) = report.tap.take() {
                 conn.dissect(crate::trace::Direction::Sent, &written);
@@ -389,39 +396,52 @@ impl Server {
         for category in Category::ALL {
             let n = report.by_category[category.index()];
             if n > 0 {
-                self.ledger.outbound(transport, category, n as usize);
+                self.app.ledger.outbound(transport, category, n as usize);
             }
         }
-        self.ledger
+        self.app
+            .ledger
             .count(transport, Counter::WriteSyscalls, report.syscalls);
         if !report.delivered.is_empty() {
             let now = Instant::now();
             for published in report.delivered {
                 let micros = now.saturating_duration_since(published).as_micros();
-                self.ledger
+                self.app
+                    .ledger
                     .latency(transport, u64::try_from(micros).unwrap_or(u64::MAX));
             }
         }
     }
 
-    /// Routes a connection's accounting to `transport` from now on, counting it as a connection of
-    /// that transport the first time.
-    fn set_transport(&mut self, key: usize, transport: Transport) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        conn.transport = transport;
-        let bit = 1u8 << (transport as u8);
-        if conn.counted_transports & bit == 0 {
-            conn.counted_transports |= bit;
-            self.ledger.count(transport, Counter::Connections, 1);
+    /// Lets the application process the connection's input, carrying out what reaches beyond
+    /// the connection. Returns whether anything happened.
+    fn process(&mut self, key: usize) -> bool {
+        let mut progressed = false;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return progressed;
+            };
+            let (moved, effect) = self.app.process(key, conn);
+            progressed |= moved;
+            match effect {
+                None => return progressed,
+                Some(effect) => self.apply(key, effect),
+            }
         }
     }
 
-    /// Counts bytes a core consumed from the connection's input.
-    fn account_in(&mut self, key: usize, category: Category, n: usize) {
-        if let Some(conn) = self.conns.get(key) {
-            self.ledger.inbound(conn.transport, category, n);
+    /// Carries out an effect of connection `key`'s request.
+    fn apply(&mut self, key: usize, effect: Effect) {
+        match effect {
+            Effect::FanOut(published) => self.fan_out(published),
+            Effect::Drop(transport) => {
+                let dropped = self.drop_transport(transport, key);
+                if let Some(conn) = self.conns.get_mut(key) {
+                    let answer = format!("{{\"dropped\":{dropped}}}");
+                    self.app.respond_json(conn, answer, Category::Other, &[]);
+                }
+            }
+            Effect::TracingStarted => self.attach_dissectors(),
         }
     }
 
@@ -430,37 +450,24 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return true;
         };
-        let done = match &mut conn.phase {
-            Phase::Closing { write_shut, since } => {
-                if conn.output.is_empty() && !*write_shut {
-                    *write_shut = true;
-                    *since = self.now;
-                    // Half-close: the peer sees the end of our answer, and we read until its EOF.
-                    let _ = conn.socket.shutdown(std::net::Shutdown::Write);
-                }
-                *write_shut && conn.peer_closed
+        let end = conn
+            .session
+            .poll_end(conn.peer_closed, conn.output.is_empty(), self.app.now);
+        if end.shut_write {
+            // Half-close: the peer sees the end of our answer, and we read until its EOF.
+            let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+            let end = conn
+                .session
+                .poll_end(conn.peer_closed, conn.output.is_empty(), self.app.now);
+            if end.close {
+                self.close(key);
+                return true;
             }
-            // A parked client or a stream subscriber that goes away is forgotten at once.
-            Phase::Parked { .. } | Phase::ReadingBody { .. } | Phase::Sse { .. } => {
-                conn.peer_closed
-            }
-            Phase::WebSocket(ws) => conn.peer_closed || ws.finished(conn.output.is_empty()),
-            Phase::AwaitingHead => {
-                if conn.peer_closed {
-                    // Requests already complete were handled by `process`; finish their output.
-                    conn.phase = Phase::Closing {
-                        since: self.now,
-                        write_shut: false,
-                    };
-                    return self.close_if_done(key);
-                }
-                false
-            }
-        };
-        if done {
+        }
+        if end.close {
             self.close(key);
         }
-        done
+        end.close
     }
 
     fn update_registration(&mut self, key: usize) {
@@ -488,21 +495,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let c = &self.config;
-        let new = match &conn.phase {
-            Phase::AwaitingHead if !conn.request_begun => conn.last_activity + c.idle_timeout,
-            Phase::AwaitingHead => conn.head_started + c.head_timeout,
-            // A body has the idle timeout in all, not per read: dripping never extends it.
-            Phase::ReadingBody { .. } => conn.head_started + c.idle_timeout,
-            // Output a reader is still taking gets the idle timeout since its last progress.
-            Phase::Closing { .. } if !conn.output.is_empty() => conn.last_activity + c.idle_timeout,
-            Phase::Parked { deadline, .. } => *deadline,
-            Phase::Sse { next_heartbeat, .. } => *next_heartbeat,
-            Phase::WebSocket(ws) => ws.deadline(),
-            Phase::Closing { since, .. } => *since + c.shutdown_grace,
-        };
-        let old = conn.deadline.replace(new);
-        self.timers.reschedule(key, old, Some(new));
+        let new = conn.session.poll_timeout(conn.output.is_empty());
+        let old = std::mem::replace(&mut conn.deadline, new);
+        self.timers.reschedule(key, old, new);
     }
 
     /// Removes a connection: its timer, its subscriptions, its socket.
@@ -512,26 +507,15 @@ impl Server {
         }
         self.emit_traces(key);
         let mut conn = self.conns.remove(key);
+        self.app.connections_open = self.conns.len();
         self.timers.reschedule(key, conn.deadline, None);
         self.trace_forget(key);
-        match &conn.phase {
-            Phase::Parked { channel, .. }
-            | Phase::Sse {
-                channel: Some(channel),
-                ..
-            } => {
-                self.hub.unsubscribe(channel, key);
-            }
-            Phase::WebSocket(ws) => {
-                if let Some(channel) = &ws.channel {
-                    self.hub.unsubscribe(channel, key);
-                }
-            }
-            _ => {}
+        if let Some(channel) = conn.session.subscription() {
+            self.app.hub.unsubscribe(channel, key);
         }
         // Deregistering before the socket drops keeps mio's bookkeeping exact.
         let _ = self.poll.registry().deregister(&mut conn.socket);
-        log::trace!("c{key}: closed after {} requests", conn.requests);
+        log::trace!("c{}: closed", conn.id);
     }
 
     fn begin_shutdown(&mut self) {
@@ -539,39 +523,33 @@ impl Server {
             return;
         }
         log::info!("shutting down: {} connections open", self.conns.len());
-        self.shutdown_deadline = Some(self.now + self.config.shutdown_grace);
+        self.shutdown_deadline = Some(self.app.now + self.app.config.shutdown_grace);
         self.next_tick = None;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.on_shutdown(key);
-            self.dirty.push(key);
+            if let Some(conn) = self.conns.get_mut(key) {
+                self.app.on_shutdown(key, conn);
+                self.dirty.push(key);
+            }
         }
     }
 
-    /// The demo ticker: one message a second on the demo channel, carrying its send time so every
-    /// transport's page panel can show publish-to-receive latency.
+    /// The demo ticker: one message a second on the demo channel, carrying its send time.
     fn tick(&mut self) {
-        let Some(channel) = self.config.demo_channel.clone() else {
-            return;
-        };
         self.ticks += 1;
-        self.next_tick = if self.is_shutting_down() {
+        self.next_tick = if self.shutdown_deadline.is_some() {
             None
         } else {
-            Some(self.now + self.config.demo_interval)
+            Some(self.app.now + self.app.config.demo_interval)
         };
         let sent_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let text = format!("{{\"text\":\"tick {}\",\"sent\":{sent_ms}}}", self.ticks);
-        let published = self.hub.publish(&channel, text.into_boxed_str(), self.now);
-        self.fan_out(&channel, published);
-    }
-
-    fn is_shutting_down(&self) -> bool {
-        self.shutdown_deadline.is_some()
+        if let Some(published) = self.app.tick(self.ticks, sent_ms) {
+            self.fan_out(published);
+        }
     }
 }

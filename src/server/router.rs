@@ -1,8 +1,10 @@
 //! Which endpoint a request is for, or why it is refused.
-use crate::http1::RequestHead;
+use std::fmt;
+
+use crate::http1::{Refusal, RequestHead, Status};
 use crate::hub;
 use crate::ledger::Transport;
-use crate::polling::{self, PollQuery};
+use crate::polling::{self, PollQuery, QueryError};
 
 /// An endpoint with its parsed parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,58 +68,128 @@ impl Route {
     }
 }
 
-/// A request no endpoint takes: the status to answer, why, and any header the status calls for
-/// (`Allow` on 405, `Upgrade` on 426…).
+/// Why a request is not served, beyond the rules of HTTP itself (those are
+/// [`crate::http1::RequestError`]). [`RouteError::status`] is the one place that maps each to the
+/// status the client gets.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Refusal {
-    pub status: u16,
-    pub reason: String,
-    pub headers: &'static [(&'static str, &'static str)],
+pub(crate) enum RouteError {
+    /// No endpoint at this path → 404.
+    NotFound { path: String },
+    /// The endpoint takes another method → 405 with `Allow`.
+    MethodNotAllowed { path: String, allow: &'static str },
+    /// `/drop/{x}` for something that is not a transport → 404.
+    UnknownTransport,
+    /// A channel name outside `[A-Za-z0-9_.-]{1,64}` → 400.
+    BadChannelName,
+    /// A `since` or `timeout` parameter that is not what the API takes → 400.
+    BadQuery(QueryError),
+    /// A `Last-Event-ID` (or `last_event_id`) that is not a message id → 400.
+    BadLastEventId,
+    /// A published body that is not UTF-8 → 400.
+    BodyNotUtf8,
+    /// A published body that is empty: an EventSource would never dispatch it → 400.
+    EmptyMessage,
+    /// An upgrade request with a body → 400, then close.
+    UpgradeWithBody,
+    /// A WebSocket upgrade from an origin not in `--allowed-origin` → 403.
+    OriginNotAllowed,
+    /// The request did not arrive within its timeout → 408.
+    RequestTimeout,
 }
 
-impl Refusal {
-    pub(crate) fn new(status: u16, reason: impl Into<String>) -> Refusal {
-        Refusal {
-            status,
-            reason: reason.into(),
-            headers: &[],
+impl RouteError {
+    /// The status this refusal is answered with.
+    pub(crate) fn status(&self) -> Status {
+        Status(match self {
+            RouteError::NotFound { .. } | RouteError::UnknownTransport => 404,
+            RouteError::MethodNotAllowed { .. } => 405,
+            RouteError::BadChannelName
+            | RouteError::BadQuery(_)
+            | RouteError::BadLastEventId
+            | RouteError::BodyNotUtf8
+            | RouteError::EmptyMessage
+            | RouteError::UpgradeWithBody => 400,
+            RouteError::OriginNotAllowed => 403,
+            RouteError::RequestTimeout => 408,
+        })
+    }
+
+    /// Header fields the status calls for.
+    fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            RouteError::MethodNotAllowed { allow: "POST", .. } => &[("Allow", "POST")],
+            RouteError::MethodNotAllowed { .. } => &[("Allow", "GET")],
+            _ => &[],
         }
     }
 }
 
-pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::NotFound { path } => write!(f, "no endpoint at {path}"),
+            RouteError::MethodNotAllowed { path, allow } => write!(f, "{path} takes {allow}"),
+            RouteError::UnknownTransport => {
+                f.write_str("transports are poll, longpoll, sse and ws")
+            }
+            RouteError::BadChannelName => {
+                f.write_str("channel names are 1-64 characters of [A-Za-z0-9_.-]")
+            }
+            RouteError::BadQuery(e) => write!(f, "{e}"),
+            RouteError::BadLastEventId => {
+                f.write_str("last event id must be a non-negative integer")
+            }
+            RouteError::BodyNotUtf8 => f.write_str("message body is not UTF-8"),
+            RouteError::EmptyMessage => f.write_str(
+                "message body is empty (an EventSource never dispatches an empty message)",
+            ),
+            RouteError::UpgradeWithBody => f.write_str("an upgrade request has no body"),
+            RouteError::OriginNotAllowed => f.write_str("origin not allowed"),
+            RouteError::RequestTimeout => f.write_str("request not received in time"),
+        }
+    }
+}
+
+impl From<RouteError> for Refusal {
+    fn from(error: RouteError) -> Refusal {
+        Refusal {
+            status: error.status(),
+            reason: error.to_string(),
+            headers: error.headers(),
+        }
+    }
+}
+
+pub(crate) fn route(head: &RequestHead) -> Result<Route, RouteError> {
     let path = head.path();
     match path {
         "/" => {
-            require_method(head, "GET", &[("Allow", "GET")])?;
+            require_method(head, "GET")?;
             return Ok(Route::Index);
         }
         "/stats" => {
-            require_method(head, "GET", &[("Allow", "GET")])?;
+            require_method(head, "GET")?;
             let channel = match head.query_param("channel") {
                 Some(c) if hub::is_valid_channel_name(c) => Some(c.into()),
-                Some(_) => return Err(Refusal::new(400, "invalid channel name")),
+                Some(_) => return Err(RouteError::BadChannelName),
                 None => None,
             };
             return Ok(Route::Stats { channel });
         }
         "/trace" => {
-            require_method(head, "GET", &[("Allow", "GET")])?;
+            require_method(head, "GET")?;
             return Ok(Route::Trace);
         }
         _ => {}
     }
     if let Some(name) = path.strip_prefix("/drop/") {
-        require_method(head, "POST", &[("Allow", "POST")])?;
+        require_method(head, "POST")?;
         return match Transport::from_name(name) {
             Some(
                 transport
                 @ (Transport::Poll | Transport::LongPoll | Transport::Sse | Transport::Ws),
             ) => Ok(Route::Drop { transport }),
-            _ => Err(Refusal::new(
-                404,
-                "transports are poll, longpoll, sse and ws",
-            )),
+            _ => Err(RouteError::UnknownTransport),
         };
     }
     // Upgrade endpoints leave the method to the handshake check (RFC 6455 §4.2.1: non-GET → 400).
@@ -129,21 +201,22 @@ pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
     }
     let (endpoint, channel) = match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
         Some((e @ ("pub" | "poll" | "longpoll" | "sse" | "ws"), channel)) => (e, channel),
-        _ => return Err(Refusal::new(404, format!("no endpoint at {path}"))),
+        _ => {
+            return Err(RouteError::NotFound {
+                path: path.to_string(),
+            });
+        }
     };
     match endpoint {
-        "pub" => require_method(head, "POST", &[("Allow", "POST")])?,
+        "pub" => require_method(head, "POST")?,
         "ws" => {}
-        _ => require_method(head, "GET", &[("Allow", "GET")])?,
+        _ => require_method(head, "GET")?,
     }
     if !hub::is_valid_channel_name(channel) {
-        return Err(Refusal::new(
-            400,
-            "channel names are 1-64 characters of [A-Za-z0-9_.-]",
-        ));
+        return Err(RouteError::BadChannelName);
     }
     let channel: Box<str> = channel.into();
-    let query = || PollQuery::parse(head.query()).map_err(|e| Refusal::new(400, e.to_string()));
+    let query = || PollQuery::parse(head.query()).map_err(RouteError::BadQuery);
     Ok(match endpoint {
         "pub" => Route::Publish { channel },
         "poll" => Route::Poll {
@@ -165,25 +238,20 @@ pub(crate) fn route(head: &RequestHead) -> Result<Route, Refusal> {
     })
 }
 
-fn require_method(
-    head: &RequestHead,
-    method: &str,
-    allow: &'static [(&'static str, &'static str)],
-) -> Result<(), Refusal> {
+fn require_method(head: &RequestHead, method: &'static str) -> Result<(), RouteError> {
     if head.method == method {
         return Ok(());
     }
-    Err(Refusal {
-        status: 405,
-        reason: format!("{} takes {method}", head.path()),
-        headers: allow,
+    Err(RouteError::MethodNotAllowed {
+        path: head.path().to_string(),
+        allow: method,
     })
 }
 
 /// Where an SSE client resumes: the `Last-Event-ID` header a reconnecting EventSource sends, else
 /// the `last_event_id` query parameter a fresh EventSource can carry.
-fn sse_resume_point(head: &RequestHead) -> Result<Option<u64>, Refusal> {
-    let bad = || Refusal::new(400, "last event id must be a non-negative integer");
+fn sse_resume_point(head: &RequestHead) -> Result<Option<u64>, RouteError> {
+    let bad = || RouteError::BadLastEventId;
     if let Some(value) = head.header("last-event-id") {
         let text = std::str::from_utf8(value).map_err(|_| bad())?.trim();
         // An empty Last-Event-ID is what a client sends before it has seen any id.

@@ -1,10 +1,10 @@
 //! `GET /stats`: the ledger as JSON.
 use serde_json::{Map, Value, json};
 
-use super::Server;
+use super::app::App;
 use crate::ledger::Transport;
 
-impl Server {
+impl App {
     /// The ledger of every transport, with the hub's view of `channel` when one is named.
     pub(super) fn stats_json(&self, channel: Option<&str>) -> String {
         let transports: Map<String, Value> = Transport::REPORTED
@@ -13,7 +13,7 @@ impl Server {
             .collect();
         let mut stats = json!({
             "uptime_s": (self.now - self.started).as_secs_f64(),
-            "connections_open": self.conns.len(),
+            "connections_open": self.connections_open,
             "transports": transports,
         });
         if let Some(name) = channel {

@@ -7,17 +7,15 @@ use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use super::Server;
-use super::connection::{Exchange, Phase};
-use super::sse::{encode_stream_head, push_syntax};
 use crate::http1::chunked::encode_chunk;
 use crate::ledger::{Category, Layout, Transport};
-use crate::outbuf::SharedUnit;
+use crate::outbuf::{Segment, SharedUnit};
 use crate::sse;
 use crate::trace::{Detail, Direction, Dissector, Filter, Record, TraceOptions};
 
 /// The trace sinks of a running server.
 #[derive(Default)]
-pub(super) struct Tracer {
+pub(crate) struct Tracer {
     print: Option<Detail>,
     file: Option<BufWriter<File>>,
     filter: Filter,
@@ -27,7 +25,7 @@ pub(super) struct Tracer {
 }
 
 impl Tracer {
-    pub(super) fn new(options: &TraceOptions) -> std::io::Result<Tracer> {
+    pub(crate) fn new(options: &TraceOptions) -> std::io::Result<Tracer> {
         let file = match &options.file {
             Some(path) => Some(BufWriter::new(
                 File::options().create(true).append(true).open(path)?,
@@ -44,15 +42,23 @@ impl Tracer {
     }
 
     /// Whether any sink listens: connections get dissectors only then.
-    pub(super) fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.print.is_some() || self.file.is_some() || !self.feed.is_empty()
     }
-}
 
-impl Server {
+    /// A connection streams the feed from now on.
+    pub(crate) fn subscribe(&mut self, key: usize, chunked: bool) {
+        self.feed.push((key, chunked));
+    }
+
+    /// A connection no longer streams the feed.
+    pub(crate) fn unsubscribe(&mut self, key: usize) {
+        self.feed.retain(|&(k, _)| k != key);
+    }
+
     /// Dissectors for a new connection when tracing.
-    pub(super) fn new_dissectors(&self) -> Option<Box<(Dissector, Dissector)>> {
-        self.tracer.active().then(|| {
+    pub(crate) fn new_dissectors(&self) -> Option<Box<(Dissector, Dissector)>> {
+        self.active().then(|| {
             Box::new((
                 Dissector::new(Direction::Received),
                 Dissector::new(Direction::Sent),
@@ -60,6 +66,40 @@ impl Server {
         })
     }
 
+    /// Writes a record to stderr and the file, and encodes it for the feed: one encoding per
+    /// framing, shared by every feed reader.
+    fn sink(&mut self, record: &Record) -> Option<(SharedUnit, SharedUnit)> {
+        if self.filter.accepts(record) {
+            if let Some(detail) = self.print {
+                let mut text = String::new();
+                record.render(detail, self.preview, &mut text);
+                eprint!("{text}");
+            }
+            if let Some(file) = &mut self.file {
+                let line = record.to_json(self.preview).to_string();
+                if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+                    log::warn!("trace file: {e}; no longer writing it");
+                    self.file = None;
+                }
+            }
+        }
+        if self.feed.is_empty() {
+            return None;
+        }
+        let json = record.to_json(self.preview).to_string();
+        let mut event = Vec::with_capacity(json.len() + 16);
+        sse::encode_event(None, None, &json, &mut event);
+        let mut chunk = Vec::with_capacity(event.len() + 12);
+        encode_chunk(&event, &mut chunk);
+        let uniform = |bytes: Vec<u8>| {
+            let len = bytes.len();
+            SharedUnit::new(bytes, Layout::uniform(Category::Other, len))
+        };
+        Some((uniform(chunk), uniform(event)))
+    }
+}
+
+impl Server {
     /// Turns the units a connection's dissectors completed into records and hands them to every
     /// sink. The observers (`/stats`, `/trace`, the page) are never traced.
     pub(super) fn emit_traces(&mut self, key: usize) {
@@ -71,15 +111,15 @@ impl Server {
         }
         let units = std::mem::take(&mut conn.traced);
         if conn.transport == Transport::Untracked {
-            conn.dissectors = None;
+            // The dissectors stay: the next request on this connection may be traced.
             return;
         }
-        let (transport, channel) = (conn.transport, conn.channel.clone());
-        let time = self.now.saturating_duration_since(self.started);
+        let (transport, channel, id) = (conn.transport, conn.channel.clone(), conn.id);
+        let time = self.app.now.saturating_duration_since(self.app.started);
         for (direction, kind, bytes) in units {
             let record = Record {
                 time,
-                conn: key,
+                conn: id as usize,
                 transport,
                 channel: channel.clone(),
                 direction,
@@ -91,99 +131,40 @@ impl Server {
     }
 
     fn emit(&mut self, record: &Record) {
-        let t = &mut self.tracer;
-        if t.filter.accepts(record) {
-            if let Some(detail) = t.print {
-                let mut text = String::new();
-                record.render(detail, t.preview, &mut text);
-                eprint!("{text}");
-            }
-            if let Some(file) = &mut t.file {
-                let line = record.to_json(t.preview).to_string();
-                if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
-                    log::warn!("trace file: {e}; no longer writing it");
-                    t.file = None;
-                }
-            }
-        }
-        if t.feed.is_empty() {
+        let Some((chunked_unit, bare_unit)) = self.app.tracer.sink(record) else {
             return;
-        }
-        // One encoding of the event per framing, shared by every feed subscriber.
-        let json = record.to_json(t.preview).to_string();
-        let mut event = Vec::with_capacity(json.len() + 16);
-        sse::encode_event(None, None, &json, &mut event);
-        let mut chunk = Vec::with_capacity(event.len() + 12);
-        encode_chunk(&event, &mut chunk);
-        let shared = |bytes: Vec<u8>| {
-            let len = bytes.len();
-            SharedUnit::new(bytes, Layout::uniform(Category::Other, len))
         };
-        let (chunked_unit, bare_unit) = (shared(chunk), shared(event));
-        let feed = t.feed.clone();
+        let feed = self.app.tracer.feed.clone();
         for (key, chunked) in feed {
-            if let Some(conn) = self.conns.get_mut(key) {
-                let unit = if chunked { &chunked_unit } else { &bare_unit };
-                conn.output.push(
-                    crate::outbuf::Segment::Shared(Arc::clone(&unit.bytes)),
-                    unit.layout,
-                );
-                if conn.output.len() > self.config.max_pending_output {
-                    log::info!("c{key}: trace feed reader too slow; closing it");
-                    self.close(key);
-                } else {
-                    self.dirty.push(key);
-                }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let unit = if chunked { &chunked_unit } else { &bare_unit };
+            conn.output
+                .push(Segment::Shared(Arc::clone(&unit.bytes)), unit.layout);
+            if conn.output.len() > self.app.config.max_pending_output {
+                log::info!("c{}: trace feed reader too slow; closing it", conn.id);
+                self.close(key);
+            } else {
+                self.dirty.push(key);
             }
-        }
-    }
-
-    /// `GET /trace`: an event stream of trace records (JSON), every connection but the observers.
-    pub(super) fn start_trace_feed(&mut self, key: usize, exchange: Exchange) {
-        let was_active = self.tracer.active();
-        let chunked = exchange.minor_version >= 1;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let mut head = Vec::new();
-        encode_stream_head(
-            exchange,
-            self.date.value(),
-            &[("Access-Control-Allow-Origin", "*")],
-            &mut head,
-        );
-        conn.output.push_bytes(&head, Category::Other);
-        let mut retry = Vec::new();
-        sse::encode_retry(self.config.sse_retry.as_millis() as u64, &mut retry);
-        push_syntax(&mut conn.output, &retry, Category::Other, chunked);
-        conn.requests += 1;
-        conn.dissectors = None;
-        conn.phase = Phase::Sse {
-            channel: None,
-            chunked,
-            next_heartbeat: self.now + self.config.sse_heartbeat,
-        };
-        self.tracer.feed.push((key, chunked));
-        if !was_active {
-            self.attach_dissectors();
         }
     }
 
     /// Tracing just began: connections at a unit boundary get dissectors (a connection in the
     /// middle of a unit would be misread, so it is traced from its next connection on).
-    fn attach_dissectors(&mut self) {
+    pub(super) fn attach_dissectors(&mut self) {
+        use super::session::Session;
         for (_, conn) in self.conns.iter_mut() {
-            if conn.transport == Transport::Untracked
-                || !conn.output.is_empty()
-                || !conn.input.is_empty()
-            {
+            if conn.dissectors.is_some() || !conn.output.is_empty() || !conn.input.is_empty() {
                 continue;
             }
-            let (sse, ws) = match &conn.phase {
-                Phase::AwaitingHead | Phase::Parked { .. } => (None, false),
-                Phase::Sse { chunked, .. } => (Some(*chunked), false),
-                Phase::WebSocket(_) => (None, true),
-                Phase::ReadingBody { .. } | Phase::Closing { .. } => continue,
+            let (sse, ws) = match &conn.session {
+                Session::Http(h) if h.route.is_some() || h.core.is_closing() => continue,
+                Session::Http(_) => (None, false),
+                Session::Sse(_, super::session::Feed::Trace) => continue,
+                Session::Sse(stream, _) => (Some(stream.is_chunked()), false),
+                Session::WebSocket(..) => (None, true),
             };
             conn.dissectors = Some(Box::new((
                 Dissector::joining(Direction::Received, sse, ws),
@@ -194,11 +175,11 @@ impl Server {
 
     /// A connection closed: it no longer reads the feed; tracing may end.
     pub(super) fn trace_forget(&mut self, key: usize) {
-        if self.tracer.feed.is_empty() {
+        if self.app.tracer.feed.is_empty() {
             return;
         }
-        self.tracer.feed.retain(|&(k, _)| k != key);
-        if !self.tracer.active() {
+        self.app.tracer.unsubscribe(key);
+        if !self.app.tracer.active() {
             for (_, conn) in self.conns.iter_mut() {
                 conn.dissectors = None;
                 conn.traced.clear();

@@ -8,10 +8,11 @@
 //! - [`parser`] is the WHATWG HTML "Server-sent events" event-stream interpretation (UTF-8 decoding, BOM,
 //!   CR / LF / CRLF line ends, fields, dispatch), incremental, for tests, fuzzing and client tools.
 //! - [`error`] names every rule the bytes can break and what a client does about it.
+//! - [`stream`] is the server side of one stream, sans-IO: the head, the opening events, the
+//!   messages, the heartbeat schedule (from the `now` it is given) and the end, with the HTTP/1.1
+//!   head and chunk framing that `http1` writes.
 //!
-//! It never touches a socket, never reads the clock (when to send a heartbeat is the session's and the
-//! driver's business) and never frames HTTP: the response head and `Transfer-Encoding: chunked` belong to
-//! the `http1` module, which wraps these bytes.
+//! It never touches a socket and never reads the clock.
 //!
 //! # The wire format
 //!
@@ -41,6 +42,7 @@
 pub mod error;
 pub mod event;
 pub mod parser;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -52,3 +54,4 @@ pub use event::{
     encoded_retry_len, normalize_line_ends,
 };
 pub use parser::{Event, Parser};
+pub use stream::{Opening, Stream};

@@ -5,9 +5,9 @@
 //! incremental UTF-8 validation ([`utf8`]), the closing handshake ([`close`]) and the per-connection
 //! state machine ([`session`]) that turns client bytes into [`Event`]s and owed control frames.
 //!
-//! It never touches a socket, a timer or the clock: the driver reads bytes and hands them to
-//! [`Session::receive`], writes what [`Session::poll_transmit`] appends, encodes outgoing data
-//! messages with [`encode_frame`], and decides when to ping or give up on a silent peer.
+//! It never touches a socket or the clock: [`Endpoint`] wraps the [`Session`] with the
+//! connection's clocks (ping interval, pong timeout, close timeout) from the `now` it is given,
+//! and queues what the peer is owed with its ledger layout; the driver only moves bytes and time.
 //! HTTP parsing and error responses belong to the HTTP layer; no extension or subprotocol is
 //! negotiated.
 //!
@@ -36,6 +36,7 @@
 //! further input; the driver closes after flushing without waiting for the peer.
 
 pub mod close;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -44,6 +45,7 @@ pub mod session;
 pub mod utf8;
 
 pub use close::{CloseCode, encode_close_payload, is_valid_received_code, parse_close_payload};
+pub use endpoint::{Endpoint, Message as WsMessage, Settings as WsSettings};
 pub use error::ProtocolError;
 pub use frame::{FrameHead, Opcode, dissect_frame, encode_frame, encode_masked_frame, frame_len};
 pub use handshake::{

@@ -1,0 +1,704 @@
+//! The application: the hub, the ledger, the settings, and what each endpoint does with a
+//! request. It drives the sessions of one connection at a time through their cores and tells the
+//! driver, as an [`Effect`], what reaches beyond that connection (a fan-out, a drop). No socket
+//! and no mio here: the driver hands in the connection and the loop's time.
+use std::time::Instant;
+
+use super::connection::Connection;
+use super::date::DateCache;
+use super::router::{self, Route, RouteError};
+use super::session::{Feed, Http, Session};
+use super::trace::Tracer;
+use crate::config::Config;
+use crate::delivery::{self, Encodings, Message};
+use crate::http1::{
+    self, BodyPlan, Content, Event, Expiry, Refusal, RequestHead, Response, Status,
+};
+use crate::hub::{Hub, Published, SubscriberId, Subscription};
+use crate::ledger::{ByCategory, Category, Counter, Ledger, Transport};
+use crate::polling::{self, LongPoll, longpoll};
+use crate::sse;
+use crate::websocket::{self, CloseCode, Endpoint, Opcode, WsMessage};
+
+/// Extra header fields of every poll answer: a poll result must never come from a cache.
+const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
+
+/// The demo page, embedded in the binary.
+const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
+
+/// What a request or a message causes beyond its own connection, for the driver to carry out.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// A message was published: deliver it to the channel's subscribers.
+    FanOut(Published<Encodings>),
+    /// `POST /drop/{transport}`: close that transport's connections, then answer the count.
+    Drop(Transport),
+    /// The first trace sink appeared: connections get dissectors.
+    TracingStarted,
+}
+
+/// What delivering a message to one subscriber came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Queued (or, for a parked long-poll, answered): the connection has output to write.
+    Queued,
+    /// Not a subscriber of this kind (any more).
+    Skipped,
+    /// A slow SSE consumer: close the connection.
+    Close,
+}
+
+pub(crate) struct App {
+    pub hub: Hub<Encodings>,
+    pub ledger: Ledger,
+    pub config: Config,
+    pub tracer: Tracer,
+    pub date: DateCache,
+    /// The time of the current loop iteration: cores get time from here, never from the clock.
+    pub now: Instant,
+    /// When the server started (for `uptime_s` and trace times).
+    pub started: Instant,
+    /// Connections open, as the driver last counted them (for `/stats`).
+    pub connections_open: usize,
+    pub http: http1::Settings,
+    ws: websocket::WsSettings,
+}
+
+impl App {
+    pub(crate) fn new(config: Config, tracer: Tracer, now: Instant) -> App {
+        let http = http1::Settings {
+            limits: config.http,
+            head_timeout: config.head_timeout,
+            idle_timeout: config.idle_timeout,
+            closing_grace: config.shutdown_grace,
+            max_body: config.max_message_size,
+            max_pending_output: config.max_pending_output,
+        };
+        let ws = websocket::WsSettings {
+            max_message_size: config.max_message_size,
+            ping_interval: config.ws_ping_interval,
+            pong_timeout: config.ws_pong_timeout,
+            close_timeout: config.ws_close_timeout,
+            max_pending_output: config.max_pending_output,
+        };
+        let mut date = DateCache::default();
+        date.refresh();
+        App {
+            hub: Hub::new(config.history),
+            ledger: Ledger::new(),
+            config,
+            tracer,
+            date,
+            now,
+            started: now,
+            connections_open: 0,
+            http,
+            ws,
+        }
+    }
+
+    /// A new connection's session.
+    pub(crate) fn new_session(&self) -> Session {
+        Session::http(http1::Connection::new(self.http, self.now))
+    }
+
+    /// Routes a connection's accounting to `transport` from now on, counting it as a connection
+    /// of that transport the first time.
+    pub(crate) fn set_transport(&mut self, conn: &mut Connection, transport: Transport) {
+        conn.transport = transport;
+        let bit = 1u8 << (transport as u8);
+        if conn.counted_transports & bit == 0 {
+            conn.counted_transports |= bit;
+            self.ledger.count(transport, Counter::Connections, 1);
+        }
+    }
+
+    fn account_in(&mut self, transport: Transport, tally: &ByCategory) {
+        for category in Category::ALL {
+            let n = tally[category.index()];
+            if n > 0 {
+                self.ledger.inbound(transport, category, n as usize);
+            }
+        }
+    }
+
+    /// Lets the connection's session consume its input, answering what it can. Returns whether
+    /// anything happened, and stops at the first effect the driver must carry out.
+    pub(crate) fn process(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Connection,
+    ) -> (bool, Option<Effect>) {
+        let mut progressed = false;
+        loop {
+            let event = match &mut conn.session {
+                Session::Http(h) => {
+                    if h.parked.is_some() {
+                        return (progressed, None);
+                    }
+                    let r = h.core.receive(&conn.input, self.now, &conn.output);
+                    conn.input.consume(r.consumed);
+                    let reading_body = h.route.is_some();
+                    self.account_in(conn.transport, &r.tally);
+                    match r.event {
+                        None if r.consumed == 0 => return (progressed, None),
+                        None => {
+                            progressed = true;
+                            continue;
+                        }
+                        Some(Event::Error(e)) => {
+                            if !reading_body {
+                                self.set_transport(conn, Transport::Other);
+                            }
+                            self.refuse_unreadable(conn, e.into());
+                            return (true, None);
+                        }
+                        Some(event) => event,
+                    }
+                }
+                Session::Sse(stream, _) => {
+                    // An event stream is one-way: whatever the client sends now is ignored.
+                    let (n, tally) = stream.receive(&conn.input);
+                    conn.input.consume(n);
+                    self.account_in(conn.transport, &tally);
+                    return (progressed, None);
+                }
+                Session::WebSocket(ws, channel) => {
+                    let r = ws.receive(&conn.input, self.now, &mut conn.output);
+                    conn.input.consume(r.consumed);
+                    let channel = channel.clone();
+                    self.account_in(conn.transport, &r.tally);
+                    if !r.progressed {
+                        return (progressed, None);
+                    }
+                    progressed = true;
+                    // Frame by frame: at most one data message per call.
+                    for message in r.messages {
+                        if let Some(effect) = self.on_ws_message(conn, channel.as_deref(), message)
+                        {
+                            return (true, Some(effect));
+                        }
+                    }
+                    continue;
+                }
+            };
+            progressed = true;
+            let effect = match event {
+                Event::Head(head) => self.on_head(key, conn, head),
+                Event::Body(body) => {
+                    let Session::Http(Http { route, .. }) = &mut conn.session else {
+                        return (true, None);
+                    };
+                    match route.take() {
+                        Some(route) => self.handle(key, conn, route, body),
+                        None => None,
+                    }
+                }
+                Event::Error(_) => None,
+            };
+            if effect.is_some() {
+                return (true, effect);
+            }
+        }
+    }
+
+    /// A head has arrived: decide its route and framing, then read its body or handle it.
+    fn on_head(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Connection,
+        head: RequestHead,
+    ) -> Option<Effect> {
+        log::debug!("c{}: {head}", conn.id);
+        let route = router::route(&head);
+        let transport = route.as_ref().map_or(Transport::Other, Route::transport);
+        self.set_transport(conn, transport);
+        conn.channel = route.as_ref().ok().and_then(Route::channel).map(Box::from);
+        let head_category = match route {
+            Ok(Route::WebSocket { .. }) => Category::WsHandshake,
+            _ => Category::RequestHead,
+        };
+        self.ledger.inbound(transport, head_category, head.len);
+        self.ledger.count(transport, Counter::Requests, 1);
+        let plan = match BodyPlan::decide(&head, self.config.max_message_size) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.refuse_unreadable(conn, e.into());
+                return None;
+            }
+        };
+        let route = match route {
+            Ok(route) => route,
+            Err(e) => {
+                // The body is not read, so nothing after it can be framed: close.
+                self.refuse(conn, e.into(), plan.has_body());
+                return None;
+            }
+        };
+        if let Route::WebSocket { channel, since } = route {
+            if plan.has_body() {
+                self.refuse(conn, RouteError::UpgradeWithBody.into(), true);
+            } else {
+                self.start_websocket(key, conn, &head, channel, since);
+            }
+            return None;
+        }
+        if plan.has_body() {
+            let data = match route {
+                Route::Publish { .. } => Category::Payload,
+                _ => Category::Other,
+            };
+            if let Session::Http(h) = &mut conn.session {
+                h.core.read_body(plan, data, self.now, &mut conn.output);
+                h.route = Some(route);
+            }
+            return None;
+        }
+        self.handle(key, conn, route, Vec::new())
+    }
+
+    /// A complete request: answer it, park it, or start a stream.
+    fn handle(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Connection,
+        route: Route,
+        body: Vec<u8>,
+    ) -> Option<Effect> {
+        match route {
+            Route::Publish { channel } => {
+                let Ok(text) = String::from_utf8(body) else {
+                    self.refuse(conn, RouteError::BodyNotUtf8.into(), false);
+                    return None;
+                };
+                let published = self.hub.publish(&channel, text.into_boxed_str(), self.now);
+                let answer = format!(
+                    "{{\"channel\":{},\"id\":{}}}",
+                    serde_json::Value::from(&*channel),
+                    published.message.id
+                );
+                self.respond_json(conn, answer, Category::JsonEnvelope, &[]);
+                return Some(Effect::FanOut(published));
+            }
+            Route::Poll { channel, query } => {
+                let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
+                let backlog = self.hub.since(&channel, since);
+                if query.since.is_some() && !polling::has_news(&backlog) {
+                    self.respond_empty_poll(conn);
+                } else {
+                    self.respond_poll(conn, delivery::poll_body(&backlog));
+                }
+            }
+            Route::LongPoll { channel, query } => {
+                let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
+                let backlog = self.hub.since(&channel, since);
+                if polling::has_news(&backlog) {
+                    self.respond_poll(conn, delivery::poll_body(&backlog));
+                    return None;
+                }
+                let c = &self.config;
+                let wait =
+                    longpoll::clamp_wait(query.timeout, c.longpoll_timeout, c.longpoll_max_timeout);
+                self.hub.subscribe(&channel, key, Subscription::Once);
+                if let Session::Http(h) = &mut conn.session {
+                    h.parked = Some(LongPoll::park(channel, since, wait, self.now));
+                }
+            }
+            Route::Sse {
+                channel,
+                resume_after,
+            } => self.start_sse(key, conn, channel, resume_after),
+            Route::Index => self.respond(
+                conn,
+                Status::OK,
+                Some("text/html; charset=utf-8"),
+                &[("Cache-Control", "no-cache")],
+                Content::Static(INDEX_HTML),
+            ),
+            Route::Stats { channel } => {
+                let json = self.stats_json(channel.as_deref());
+                let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
+                self.respond_json(conn, json, Category::Other, &extra);
+            }
+            Route::Drop { transport } => return Some(Effect::Drop(transport)),
+            Route::Trace => return self.start_trace_feed(key, conn),
+            // Upgrades are answered as soon as their head is read (`on_head`).
+            Route::WebSocket { .. } => {}
+        }
+        None
+    }
+
+    /// Queues a complete response on an HTTP connection.
+    fn respond(
+        &mut self,
+        conn: &mut Connection,
+        status: Status,
+        content_type: Option<&str>,
+        extra: &[(&str, &str)],
+        content: Content,
+    ) {
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        let response = Response {
+            status,
+            content_type,
+            extra,
+            content,
+        };
+        h.core
+            .respond(response, self.date.value(), self.now, &mut conn.output);
+        self.ledger.count(conn.transport, Counter::Responses, 1);
+    }
+
+    /// A 200 with a small JSON document made for this answer, all of `category`.
+    pub(crate) fn respond_json(
+        &mut self,
+        conn: &mut Connection,
+        json: String,
+        category: Category,
+        extra: &[(&str, &str)],
+    ) {
+        let content = Content::Owned(json.into_bytes(), category);
+        self.respond(conn, Status::OK, Some("application/json"), extra, content);
+    }
+
+    fn respond_poll(&mut self, conn: &mut Connection, body: polling::Body) {
+        self.ledger
+            .count(conn.transport, Counter::Messages, body.messages as u64);
+        let content = Content::Parts(body.parts);
+        self.respond(
+            conn,
+            Status::OK,
+            Some("application/json"),
+            &[NO_STORE],
+            content,
+        );
+    }
+
+    /// Nothing new for a poll, or a long-poll that timed out.
+    fn respond_empty_poll(&mut self, conn: &mut Connection) {
+        self.ledger.count(conn.transport, Counter::Empty, 1);
+        self.respond(conn, Status::NO_CONTENT, None, &[NO_STORE], Content::Empty);
+    }
+
+    /// Answers a request the server will not serve; with `close`, nothing after it is read.
+    pub(crate) fn refuse(&mut self, conn: &mut Connection, refusal: Refusal, close: bool) {
+        log::debug!("c{}: {} {}", conn.id, refusal.status, refusal.reason);
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        h.core.refuse(
+            &refusal,
+            close,
+            self.date.value(),
+            self.now,
+            &mut conn.output,
+        );
+        self.ledger.count(conn.transport, Counter::Responses, 1);
+    }
+
+    /// Answers a request that cannot be read to its end (broken framing, too slow), in HTTP/1.1
+    /// as its version may be unknown, and closes: nothing after it could be framed.
+    fn refuse_unreadable(&mut self, conn: &mut Connection, refusal: Refusal) {
+        if let Session::Http(h) = &mut conn.session {
+            h.core.forget_request();
+        }
+        self.refuse(conn, refusal, true);
+    }
+
+    /// Answers `GET /sse/{channel}`: the stream head, the opening events, any backlog after the
+    /// resume point, then live messages.
+    fn start_sse(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Connection,
+        channel: Box<str>,
+        resume_after: Option<u64>,
+    ) {
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        let exchange = h.core.upgrade();
+        let backlog = resume_after.map(|after| self.hub.since(&channel, after));
+        let notices = delivery::sse_notices(backlog.as_ref());
+        let opening = sse::Opening {
+            date: self.date.value(),
+            extra: &[],
+            head_category: Category::ResponseHead,
+            retry: self.config.sse_retry,
+            notices: &notices,
+            notices_category: Category::SseFields,
+            heartbeat: self.config.sse_heartbeat,
+        };
+        let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
+        let messages = backlog.iter().flat_map(|b| &b.messages);
+        let mut delivered = 0;
+        for message in messages {
+            let unit = delivery::sse_event(message, stream.is_chunked());
+            stream.deliver(&unit, message.published_at, &mut conn.output);
+            delivered += 1;
+        }
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if resume_after.is_some() {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
+        self.hub.subscribe(&channel, key, Subscription::Stream);
+        conn.session = Session::Sse(stream, Feed::Channel(channel));
+    }
+
+    /// `GET /trace`: an event stream of trace records (JSON), every connection but the observers.
+    fn start_trace_feed(&mut self, key: SubscriberId, conn: &mut Connection) -> Option<Effect> {
+        let Session::Http(h) = &mut conn.session else {
+            return None;
+        };
+        let was_active = self.tracer.active();
+        let exchange = h.core.upgrade();
+        let opening = sse::Opening {
+            date: self.date.value(),
+            extra: &[("Access-Control-Allow-Origin", "*")],
+            head_category: Category::Other,
+            retry: self.config.sse_retry,
+            notices: b"",
+            notices_category: Category::Other,
+            heartbeat: self.config.sse_heartbeat,
+        };
+        let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
+        // The feed is an observer: it is never traced itself.
+        conn.dissectors = None;
+        self.tracer.subscribe(key, stream.is_chunked());
+        conn.session = Session::Sse(stream, Feed::Trace);
+        (!was_active).then_some(Effect::TracingStarted)
+    }
+
+    /// Answers an upgrade request on `/ws/{channel}` or `/echo`.
+    fn start_websocket(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Connection,
+        head: &RequestHead,
+        channel: Option<Box<str>>,
+        since: Option<u64>,
+    ) {
+        let origins = &self.config.allowed_origins;
+        if !origins.is_empty() {
+            let allowed = head
+                .header("origin")
+                .is_some_and(|origin| origins.iter().any(|a| a.as_bytes() == origin));
+            if !allowed {
+                return self.refuse(conn, RouteError::OriginNotAllowed.into(), false);
+            }
+        }
+        let headers: Vec<(&str, &[u8])> = head
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_slice()))
+            .collect();
+        let accept = match websocket::validate_upgrade(&head.method, head.minor_version, &headers) {
+            Ok(accept) => accept,
+            Err(e) => {
+                let refusal = Refusal {
+                    status: Status(e.status()),
+                    reason: e.to_string(),
+                    headers: e.extra_headers(),
+                };
+                return self.refuse(conn, refusal, false);
+            }
+        };
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        h.core.upgrade();
+        let backlog = match (&channel, since) {
+            (Some(c), Some(after)) => Some(self.hub.since(c, after)),
+            _ => None,
+        };
+        if let Some(c) = &channel {
+            self.hub.subscribe(c, key, Subscription::Stream);
+        }
+        let mut handshake = Vec::with_capacity(160);
+        websocket::encode_switching_protocols(&accept, &mut handshake);
+        conn.output.push_bytes(&handshake, Category::WsHandshake);
+        let mut ws = Endpoint::new(self.ws, self.now);
+        let mut delivered = 0;
+        if let Some(b) = &backlog {
+            for notice in delivery::ws_notices(b) {
+                ws.send_notice(&notice, &mut conn.output);
+            }
+            for message in &b.messages {
+                let unit = delivery::ws_frame(message);
+                ws.deliver(&unit, message.published_at, &mut conn.output);
+                delivered += 1;
+            }
+        }
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if since.is_some() {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
+        conn.session = Session::WebSocket(ws, channel);
+    }
+
+    /// A data message from a WebSocket client: published on its channel, echoed on `/echo`.
+    fn on_ws_message(
+        &mut self,
+        conn: &mut Connection,
+        channel: Option<&str>,
+        message: WsMessage,
+    ) -> Option<Effect> {
+        let Session::WebSocket(ws, _) = &mut conn.session else {
+            return None;
+        };
+        match (message, channel) {
+            (WsMessage::Text(text), Some(channel)) => {
+                let published = self.hub.publish(channel, text.into_boxed_str(), self.now);
+                return Some(Effect::FanOut(published));
+            }
+            (WsMessage::Binary(_), Some(_)) => ws.close(
+                CloseCode::Unsupported,
+                "channels carry text",
+                self.now,
+                &mut conn.output,
+            ),
+            (WsMessage::Text(text), None) => {
+                ws.send(Opcode::Text, text.as_bytes(), &mut conn.output)
+            }
+            (WsMessage::Binary(data), None) => ws.send(Opcode::Binary, &data, &mut conn.output),
+        }
+        None
+    }
+
+    /// Delivers a published message to one subscriber: queued on a stream, or answering a
+    /// parked long-poll (whose body is shared by every poll parked after the same id).
+    pub(crate) fn deliver(
+        &mut self,
+        conn: &mut Connection,
+        message: &Message,
+        bodies: &mut Vec<(u64, polling::Body)>,
+    ) -> Delivery {
+        let max_pending = self.config.max_pending_output;
+        match &mut conn.session {
+            Session::Sse(stream, Feed::Channel(_)) => {
+                let unit = delivery::sse_event(message, stream.is_chunked());
+                stream.deliver(&unit, message.published_at, &mut conn.output);
+                self.ledger.count(conn.transport, Counter::Messages, 1);
+                if conn.output.len() > max_pending {
+                    self.slow_consumer(conn);
+                    return Delivery::Close;
+                }
+            }
+            Session::WebSocket(ws, Some(_)) => {
+                let unit = delivery::ws_frame(message);
+                if ws.deliver(&unit, message.published_at, &mut conn.output) {
+                    self.ledger.count(conn.transport, Counter::Messages, 1);
+                }
+                if conn.output.len() > max_pending {
+                    self.slow_consumer(conn);
+                    if let Session::WebSocket(ws, _) = &mut conn.session {
+                        ws.cut_slow_consumer(self.now, &mut conn.output);
+                    }
+                }
+            }
+            Session::Http(h) => {
+                let Some(poll) = h.parked.take() else {
+                    return Delivery::Skipped;
+                };
+                let since = poll.since();
+                let body = match bodies.iter().find(|(id, _)| *id == since) {
+                    Some((_, body)) => body.clone(),
+                    None => {
+                        let body = delivery::poll_body(&self.hub.since(poll.channel(), since));
+                        bodies.push((since, body.clone()));
+                        body
+                    }
+                };
+                self.respond_poll(conn, body);
+            }
+            _ => return Delivery::Skipped,
+        }
+        Delivery::Queued
+    }
+
+    fn slow_consumer(&mut self, conn: &Connection) {
+        log::info!(
+            "c{}: slow consumer cut off ({} bytes pending)",
+            conn.id,
+            conn.output.len()
+        );
+        self.ledger
+            .count(conn.transport, Counter::SlowDisconnects, 1);
+    }
+
+    /// A deadline of the connection's session passed. Returns true when the connection is to be
+    /// closed now.
+    pub(crate) fn on_timeout(&mut self, key: SubscriberId, conn: &mut Connection) -> bool {
+        let now = self.now;
+        match &mut conn.session {
+            Session::Http(h) => {
+                if let Some(poll) = &h.parked {
+                    if poll.is_expired(now) {
+                        self.hub.unsubscribe(poll.channel(), key);
+                        h.parked = None;
+                        self.respond_empty_poll(conn);
+                    }
+                    return false;
+                }
+                match h.core.handle_timeout(now, conn.output.is_empty()) {
+                    None => false,
+                    Some(Expiry::Close) => {
+                        log::debug!("c{}: idle timeout", conn.id);
+                        true
+                    }
+                    Some(Expiry::RequestTimeout) => {
+                        self.refuse_unreadable(conn, RouteError::RequestTimeout.into());
+                        false
+                    }
+                }
+            }
+            Session::Sse(stream, _) => {
+                stream.handle_timeout(now, &mut conn.output);
+                false
+            }
+            Session::WebSocket(ws, _) => ws.handle_timeout(now, &mut conn.output),
+        }
+    }
+
+    /// Shutdown began: end what can be ended now; the rest drains within the grace period.
+    pub(crate) fn on_shutdown(&mut self, key: SubscriberId, conn: &mut Connection) {
+        let now = self.now;
+        match &mut conn.session {
+            Session::Http(h) => {
+                h.core.begin_shutdown(conn.input.is_empty(), now);
+                if let Some(poll) = h.parked.take() {
+                    self.hub.unsubscribe(poll.channel(), key);
+                    self.respond_empty_poll(conn);
+                }
+            }
+            Session::Sse(stream, feed) => {
+                stream.finish(&mut conn.output);
+                match feed {
+                    Feed::Channel(channel) => self.hub.unsubscribe(channel, key),
+                    Feed::Trace => self.tracer.unsubscribe(key),
+                }
+                conn.session = Session::http(http1::Connection::closing(self.http, now));
+            }
+            Session::WebSocket(ws, _) => ws.close(
+                CloseCode::GoingAway,
+                "server shutting down",
+                now,
+                &mut conn.output,
+            ),
+        }
+    }
+
+    /// The demo ticker: one message on the demo channel, carrying its send time so every
+    /// transport's page panel can show publish-to-receive latency.
+    pub(crate) fn tick(&mut self, tick: u64, sent_ms: u128) -> Option<Published<Encodings>> {
+        let channel = self.config.demo_channel.clone()?;
+        let text = format!("{{\"text\":\"tick {tick}\",\"sent\":{sent_ms}}}");
+        Some(self.hub.publish(&channel, text.into_boxed_str(), self.now))
+    }
+}

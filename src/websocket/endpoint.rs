@@ -1,0 +1,255 @@
+//! The server side of one WebSocket connection with its clocks, sans-IO: the protocol
+//! [`Session`] plus the ping interval, the pong timeout and the close timeout, and the queueing of
+//! what the session owes the peer with its ledger layout.
+//!
+//! ```text
+//!  Open ── ping every `ping_interval` ──► pong due ── pong ──► Open
+//!    │                                       └─ no pong in `pong_timeout` ─► close 1011, then drop
+//!    ├── close(code) / protocol error / slow consumer ─► our Close sent ─► peer's Close or
+//!    │                                                   `close_timeout` ─► finished
+//!    └── peer's Close ─► answered ─► finished once flushed
+//! ```
+//! Input is taken frame by frame ([`Endpoint::receive`] returns after each frame that produced
+//! something), so what the server sends keeps the order of what the peer sent.
+use std::time::{Duration, Instant};
+
+use super::close::CloseCode;
+use super::frame::{Opcode, encode_frame, frame_len};
+use super::session::{Event, Session, State};
+use crate::ledger::{ByCategory, Category, Layout};
+use crate::outbuf::{OutQueue, Segment, SharedUnit};
+
+/// Payload of the server's pings.
+const PING_PAYLOAD: &[u8] = b"pushwire";
+
+/// The clocks and limits of every WebSocket connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Largest data message accepted (1009 past it).
+    pub max_message_size: usize,
+    /// Interval between server pings.
+    pub ping_interval: Duration,
+    /// How long the peer has to answer a ping.
+    pub pong_timeout: Duration,
+    /// How long to wait for the peer's Close after ours.
+    pub close_timeout: Duration,
+    /// A peer that does not read what it causes (echoes, pongs) is not read either while this
+    /// many bytes wait for it.
+    pub max_pending_output: usize,
+}
+
+/// What the peer sent that the application acts on; pings, pongs and closes are handled here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// The outcome of one [`Endpoint::receive`] call.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Bytes of the input consumed.
+    pub consumed: usize,
+    /// What they were, by ledger category.
+    pub tally: ByCategory,
+    /// The data messages completed, in order.
+    pub messages: Vec<Message>,
+    /// Whether anything happened (a frame completed, a control frame was queued): the caller
+    /// calls again while this is true.
+    pub progressed: bool,
+}
+
+/// One WebSocket connection after the 101.
+#[derive(Debug)]
+pub struct Endpoint {
+    settings: Settings,
+    session: Session,
+    next_ping: Instant,
+    /// Set while a ping waits for its pong.
+    pong_due: Option<Instant>,
+    /// Set once our Close is queued: the connection ends at this moment if the peer has not
+    /// answered.
+    close_due: Option<Instant>,
+    /// End the connection as soon as the output is flushed (protocol error, slow consumer, dead
+    /// peer): the peer is not waited for.
+    close_after_flush: bool,
+}
+
+/// Queues a frame made for this connection only: its head, then `body` of `category`.
+fn push_frame(out: &mut OutQueue, opcode: Opcode, body: &[u8], category: Category) {
+    let mut frame = Vec::with_capacity(frame_len(body.len()));
+    encode_frame(opcode, body, &mut frame);
+    let layout = Layout::from_runs(&[
+        (Category::WsFrameHeader, frame.len() - body.len()),
+        (category, body.len()),
+    ]);
+    out.push(Segment::Owned(frame), layout);
+}
+
+impl Endpoint {
+    pub fn new(settings: Settings, now: Instant) -> Endpoint {
+        Endpoint {
+            session: Session::new(settings.max_message_size),
+            settings,
+            next_ping: now + settings.ping_interval,
+            pong_due: None,
+            close_due: None,
+            close_after_flush: false,
+        }
+    }
+
+    /// Consumes input up to the end of the next frame that produced something, queues what the
+    /// session owes the peer (a pong, a close reply) and returns the data messages completed.
+    pub fn receive(&mut self, input: &[u8], now: Instant, out: &mut OutQueue) -> Received {
+        let mut received = Received::default();
+        if input.is_empty() && !self.session.wants_transmit() {
+            return received;
+        }
+        if out.len() >= self.settings.max_pending_output {
+            // Backpressure: the input waits, the socket buffer fills, TCP pushes back.
+            return received;
+        }
+        let mut unframed = 0;
+        received.consumed = match self.session.receive_next(input) {
+            Ok(n) => n,
+            Err(e) => {
+                log::debug!("websocket protocol error: {e}");
+                unframed = input.len();
+                self.close_after_flush = true;
+                // A peer that does not read our Close is not waited for long.
+                self.close_due
+                    .get_or_insert(now + self.settings.close_timeout);
+                unframed
+            }
+        };
+        let tally = self.session.take_input_tally();
+        for (category, n) in [
+            (Category::WsFrameHeader, tally.frame_header),
+            (Category::WsMaskKey, tally.mask_key),
+            (Category::Payload, tally.payload),
+            (Category::ControlFrames, tally.control),
+            (Category::Other, tally.dropped),
+        ] {
+            received.tally[category.index()] += n;
+        }
+        // Bytes after a frame that broke the rules, never parsed.
+        received.tally[Category::Other.index()] += unframed as u64;
+        // What the session owes goes out before the answers to this frame's events, which the
+        // peer sent after it.
+        let transmitted = self.transmit(out);
+        let mut events = 0;
+        while let Some(event) = self.session.poll_event() {
+            events += 1;
+            match event {
+                Event::Text(text) => received.messages.push(Message::Text(text)),
+                Event::Binary(data) => received.messages.push(Message::Binary(data)),
+                Event::Pong(_) => self.pong_due = None,
+                // The session answers pings and close frames itself.
+                Event::Ping(_) | Event::Close { .. } => {}
+            }
+        }
+        // An incomplete frame head waits for more input: that is no progress.
+        received.progressed = received.consumed > 0 || events > 0 || transmitted;
+        received
+    }
+
+    /// Moves the control frames the session owes into `out`; true when there were any.
+    fn transmit(&mut self, out: &mut OutQueue) -> bool {
+        if !self.session.wants_transmit() {
+            return false;
+        }
+        let mut bytes = Vec::new();
+        self.session.poll_transmit(&mut bytes);
+        out.push_bytes(&bytes, Category::ControlFrames);
+        true
+    }
+
+    /// Sends one data message made for this connection (an echo). Nothing after our Close.
+    pub fn send(&mut self, opcode: Opcode, payload: &[u8], out: &mut OutQueue) {
+        if self.session.can_send_data() {
+            push_frame(out, opcode, payload, Category::Payload);
+        }
+    }
+
+    /// Sends a text frame of JSON the server writes (a gap or reset notice).
+    pub fn send_notice(&mut self, json: &str, out: &mut OutQueue) {
+        if self.session.can_send_data() {
+            push_frame(out, Opcode::Text, json.as_bytes(), Category::JsonEnvelope);
+        }
+    }
+
+    /// Queues a channel message's shared frame; false (nothing queued) once closing.
+    pub fn deliver(
+        &mut self,
+        unit: &SharedUnit,
+        published_at: Instant,
+        out: &mut OutQueue,
+    ) -> bool {
+        if !self.session.can_send_data() {
+            return false;
+        }
+        out.push_delivery(unit, published_at);
+        true
+    }
+
+    /// Starts a server-initiated close handshake (1001 on shutdown, 1003 for binary on a text
+    /// channel…).
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant, out: &mut OutQueue) {
+        self.session.close(code.as_u16(), reason);
+        self.close_due
+            .get_or_insert(now + self.settings.close_timeout);
+        self.transmit(out);
+    }
+
+    /// A slow consumer: what it has not started to receive is dropped, it is told why (1008), and
+    /// the connection ends once that is flushed.
+    pub fn cut_slow_consumer(&mut self, now: Instant, out: &mut OutQueue) {
+        out.drop_unstarted();
+        self.close_after_flush = true;
+        self.close(
+            CloseCode::Policy,
+            "slow consumer: reconnect with ?since=",
+            now,
+            out,
+        );
+    }
+
+    /// The earliest moment [`Endpoint::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Instant {
+        [Some(self.next_ping), self.pong_due, self.close_due]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.next_ping)
+    }
+
+    /// Acts on passed deadlines: a ping when one is due, 1011 when a pong is overdue. Returns
+    /// true when the close timeout passed: the connection ends now.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut OutQueue) -> bool {
+        if self.close_due.is_some_and(|t| t <= now) {
+            log::debug!("websocket close handshake timed out");
+            return true;
+        }
+        if self.pong_due.is_some_and(|t| t <= now) {
+            log::debug!("websocket peer did not answer a ping");
+            self.pong_due = None;
+            self.close_after_flush = true;
+            self.close(CloseCode::Internal, "no pong", now, out);
+        } else if self.next_ping <= now {
+            self.session.ping(PING_PAYLOAD);
+            self.pong_due
+                .get_or_insert(now + self.settings.pong_timeout);
+            self.next_ping = now + self.settings.ping_interval;
+            self.transmit(out);
+        }
+        false
+    }
+
+    /// True once nothing more will be read or written and the connection can end.
+    pub fn is_finished(&self, output_empty: bool) -> bool {
+        output_empty && (self.session.state() == State::Closed || self.close_after_flush)
+    }
+}
+
+#[cfg(test)]
+mod tests;
