@@ -18,6 +18,7 @@
 pub mod body;
 pub mod chunked;
 pub mod connection;
+pub mod date;
 pub mod error;
 pub mod request;
 pub mod response;
@@ -26,6 +27,7 @@ pub use body::{BodyDecoder, BodyFraming};
 pub use connection::{
     BodyPlan, Connection, Content, Event, Exchange, Expiry, Received, Refusal, Response, Settings,
 };
+pub use date::DateCache;
 pub use error::RequestError;
 pub use request::{HeadReader, Limits, RequestHead};
 pub use response::{ResponseBody, ResponseHead, Status};

@@ -1,62 +1,14 @@
-//! One client connection as the driver sees it: its socket, buffers, readiness and the session
-//! (the protocol core) that speaks on it.
+//! One client connection as the driver sees it: its socket, readiness, registered interest and
+//! deadline, around the [`Client`] the application works with.
 use std::io::{self, Read};
 use std::time::Instant;
 
 use mio::Interest;
 use mio::net::TcpStream;
 
-use super::session::Session;
-use crate::ledger::Transport;
-use crate::outbuf::{OutQueue, WriteReport};
-use crate::trace::{Direction, Dissector, UnitKind};
-
-/// Input capacity an idle connection may keep; a larger buffer is freed once empty.
-const IDLE_INPUT_CAPACITY: usize = 4 * 1024;
-
-/// Bytes read and not yet consumed. Consuming moves a start offset instead of the bytes, so a read
-/// holding many pipelined requests or small frames is not shifted once per unit; the bytes move
-/// only when new input arrives behind a consumed half.
-#[derive(Debug, Default)]
-pub(crate) struct InBuf {
-    bytes: Vec<u8>,
-    start: usize,
-}
-
-impl InBuf {
-    /// Drops the first `n` unconsumed bytes.
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.bytes.len());
-        if self.start == self.bytes.len() {
-            self.bytes.clear();
-            self.start = 0;
-        }
-    }
-
-    /// Appends bytes read from the socket.
-    pub(crate) fn extend(&mut self, fresh: &[u8]) {
-        if self.start > 0 && self.start >= self.bytes.len() / 2 {
-            self.bytes.drain(..self.start);
-            self.start = 0;
-        }
-        self.bytes.extend_from_slice(fresh);
-    }
-
-    /// Gives back a buffer that grew for a large request once it is empty again.
-    fn trim(&mut self) {
-        if self.is_empty() && self.bytes.capacity() > IDLE_INPUT_CAPACITY {
-            self.bytes = Vec::new();
-        }
-    }
-}
-
-impl std::ops::Deref for InBuf {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
-}
+use crate::app::Client;
+use crate::outbuf::WriteReport;
+use crate::trace::Direction;
 
 /// Why reading stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,14 +19,9 @@ pub(crate) enum ReadOutcome {
     Eof,
 }
 
+/// A client's socket and what the driver knows of it: readiness, interest, deadline.
 pub(crate) struct Connection {
     pub socket: TcpStream,
-    /// Unique for the life of the process (slab keys are reused): what traces call it.
-    pub id: u64,
-    pub input: InBuf,
-    pub output: OutQueue,
-    /// The protocol core that speaks on this connection now.
-    pub session: Session,
     /// mio reported readable and no `WouldBlock` has been seen since (edge-triggered readiness).
     pub readable: bool,
     /// mio reported writable and no `WouldBlock` has been seen since.
@@ -85,54 +32,21 @@ pub(crate) struct Connection {
     pub registered: Interest,
     /// The deadline currently in the timer queue.
     pub deadline: Option<Instant>,
-    /// The transport the connection's current request belongs to (for the ledger).
-    pub transport: Transport,
-    /// Transports already counted as a connection of theirs (bit per transport).
-    pub counted_transports: u8,
-    /// `read` calls made and not yet attributed to a transport.
-    pub unattributed_reads: u64,
-    /// The channel the current request serves (for trace filters).
-    pub channel: Option<Box<str>>,
-    /// Received and sent stream dissectors, while tracing is on.
-    pub dissectors: Option<Box<(Dissector, Dissector)>>,
-    /// Units the dissectors completed, waiting to become trace records.
-    pub traced: Vec<(Direction, UnitKind, Vec<u8>)>,
+    /// Everything else: buffers, session, accounting.
+    pub client: Client,
 }
 
 impl Connection {
-    pub(crate) fn new(socket: TcpStream, id: u64, session: Session) -> Connection {
+    pub(crate) fn new(socket: TcpStream, client: Client) -> Connection {
         Connection {
             socket,
-            id,
-            input: InBuf::default(),
-            output: OutQueue::new(),
-            session,
             readable: true,
             writable: true,
             peer_closed: false,
             registered: Interest::READABLE,
             deadline: None,
-            transport: Transport::Other,
-            counted_transports: 0,
-            unattributed_reads: 0,
-            channel: None,
-            dissectors: None,
-            traced: Vec::new(),
+            client,
         }
-    }
-
-    /// Hands bytes that crossed the socket to the dissector of their direction, if tracing.
-    pub(crate) fn dissect(&mut self, direction: Direction, bytes: &[u8]) {
-        let Some(pair) = &mut self.dissectors else {
-            return;
-        };
-        let mut units = Vec::new();
-        match direction {
-            Direction::Received => pair.0.feed(bytes, &mut units),
-            Direction::Sent => pair.1.feed(bytes, &mut units),
-        }
-        self.traced
-            .extend(units.into_iter().map(|(kind, b)| (direction, kind, b)));
     }
 
     /// Reads while the socket has data and the input buffer is under `cap`. Reads land in the
@@ -140,9 +54,9 @@ impl Connection {
     /// idle connection holds no read buffer of its own.
     pub(crate) fn fill_input(&mut self, cap: usize, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
         let mut total = 0;
-        while self.readable && !self.peer_closed && self.input.len() < cap {
-            let room = (cap - self.input.len()).min(scratch.len());
-            self.unattributed_reads += 1;
+        while self.readable && !self.peer_closed && self.client.input.len() < cap {
+            let room = (cap - self.client.input.len()).min(scratch.len());
+            self.client.unattributed_reads += 1;
             let n = match self.socket.read(&mut scratch[..room]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -158,12 +72,12 @@ impl Connection {
                 return Ok(ReadOutcome::Eof);
             }
             let fresh = &scratch[..n];
-            if self.dissectors.is_some() {
-                self.dissect(Direction::Received, fresh);
+            if self.client.dissectors.is_some() {
+                self.client.dissect(Direction::Received, fresh);
             }
-            if !self.session.is_closing() {
+            if !self.client.session.is_closing() {
                 // A closing connection reads only to drain the peer.
-                self.input.extend(fresh);
+                self.client.input.extend(fresh);
             }
             total += n;
         }
@@ -172,15 +86,15 @@ impl Connection {
 
     /// Gives back an input buffer that grew for a large request once it is empty again.
     pub(crate) fn trim_input(&mut self) {
-        self.input.trim();
+        self.client.input.trim();
     }
 
     /// Writes queued output until the socket would block or the queue is empty, reporting what
     /// left in `report`.
     pub(crate) fn flush(&mut self, report: &mut WriteReport) -> io::Result<usize> {
         let mut total = 0;
-        while self.writable && !self.output.is_empty() {
-            match self.output.write_to(&mut self.socket, report) {
+        while self.writable && !self.client.output.is_empty() {
+            match self.client.output.write_to(&mut self.socket, report) {
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -192,8 +106,8 @@ impl Connection {
 
     /// The interest the connection needs now, derived from its state (never set piecemeal).
     pub(crate) fn wanted_interest(&self, input_cap: usize) -> Interest {
-        let read = !self.peer_closed && self.input.len() < input_cap;
-        match (read, !self.output.is_empty()) {
+        let read = !self.peer_closed && self.client.input.len() < input_cap;
+        match (read, !self.client.output.is_empty()) {
             (_, false) => Interest::READABLE,
             (true, true) => Interest::READABLE | Interest::WRITABLE,
             (false, true) => Interest::WRITABLE,

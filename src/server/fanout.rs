@@ -1,7 +1,7 @@
 //! One delivery path: a published message goes to each subscriber's session through one dispatch
 //! ([`App::deliver`]), which says what became of it; and the demo's drop buttons.
 use super::Server;
-use super::app::Delivery;
+use crate::app::Delivery;
 use crate::delivery::Encodings;
 use crate::hub::Published;
 use crate::ledger::Transport;
@@ -17,7 +17,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            match self.app.deliver(conn, message, &mut bodies) {
+            match self.app.deliver(&mut conn.client, message, &mut bodies) {
                 Delivery::Queued => self.dirty.push(key),
                 Delivery::Close => self.close(key),
                 Delivery::Skipped => {}
@@ -31,7 +31,9 @@ impl Server {
         let victims: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(k, c)| *k != asker && c.transport == transport && !c.session.is_closing())
+            .filter(|(k, c)| {
+                *k != asker && c.client.transport == transport && !c.client.session.is_closing()
+            })
             .map(|(k, _)| k)
             .collect();
         for &key in &victims {

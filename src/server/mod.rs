@@ -9,13 +9,8 @@
 //! output waits), as in rustls's `tlsserver-mio` example.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-mod app;
 mod connection;
-mod date;
 mod fanout;
-mod router;
-mod session;
-mod stats;
 mod timers;
 mod trace;
 
@@ -29,11 +24,11 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::app::{App, Client, Effect, Session};
 use crate::config::Config;
 use crate::http1::{Refusal, Status};
 use crate::ledger::{Category, Counter, Transport};
 use crate::outbuf::{OutQueue, WriteReport};
-use app::{App, Effect};
 use connection::{Connection, ReadOutcome};
 use timers::Timers;
 
@@ -122,13 +117,17 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let tracer = trace::Tracer::new(&config.trace)?;
+        let tracer = crate::app::Tracer::new(&config.trace)?;
         Ok(Server {
             poll,
             listener: Some(listener),
             local_addr,
             conns: Slab::new(),
-            app: App::new(config, tracer, Instant::now()),
+            app: {
+                let mut app = App::new(config, tracer, Instant::now());
+                app.date.refresh(std::time::SystemTime::now());
+                app
+            },
             timers: Timers::default(),
             dirty: Vec::new(),
             deferred: Vec::new(),
@@ -183,7 +182,7 @@ impl Server {
                 return Err(e);
             }
             self.app.now = Instant::now();
-            self.app.date.refresh();
+            self.app.date.refresh(std::time::SystemTime::now());
             self.dirty.append(&mut self.deferred);
             for event in events.iter() {
                 match event.token() {
@@ -214,7 +213,7 @@ impl Server {
             for key in self.timers.expired(self.app.now) {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.deadline = None;
-                    if self.app.on_timeout(key, conn) {
+                    if self.app.on_timeout(key, &mut conn.client) {
                         self.close(key);
                     } else {
                         self.dirty.push(key);
@@ -284,17 +283,14 @@ impl Server {
                 continue;
             }
             self.accepted += 1;
-            let conn = entry.insert(Connection::new(
-                socket,
-                self.accepted,
-                self.app.new_session(),
-            ));
-            conn.dissectors = self.app.tracer.new_dissectors();
+            let mut client = Client::new(self.accepted, self.app.new_session());
+            client.dissectors = self.app.tracer.new_dissectors();
             if over_limit {
                 // Tracked like any closing connection, so the 503 is not lost to a reset.
                 log::debug!("{peer}: refused, over the connection limit");
-                self.app.refuse(conn, Self::refusal_503(), true);
+                self.app.refuse(&mut client, Self::refusal_503(), true);
             }
+            entry.insert(Connection::new(socket, client));
             self.app.connections_open = self.conns.len();
             self.dirty.push(key);
         }
@@ -342,26 +338,26 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            let reads = std::mem::take(&mut conn.unattributed_reads);
+            let reads = std::mem::take(&mut conn.client.unattributed_reads);
             self.app
                 .ledger
-                .count(conn.transport, Counter::ReadSyscalls, reads);
+                .count(conn.client.transport, Counter::ReadSyscalls, reads);
             let mut report = WriteReport {
-                tap: conn.dissectors.is_some().then(Vec::new),
+                tap: conn.client.dissectors.is_some().then(Vec::new),
                 ..WriteReport::default()
             };
             let flushed = conn.flush(&mut report);
             let wrote = matches!(flushed, Ok(n) if n > 0);
             if wrote {
                 // A reader taking its output is active, whatever the session.
-                if let session::Session::Http(h) = &mut conn.session {
+                if let Session::Http(h) = &mut conn.client.session {
                     h.core.on_output_progress(self.app.now);
                 }
             }
             if let Some(written) = report.tap.take() {
-                conn.dissect(crate::trace::Direction::Sent, &written);
+                conn.client.dissect(crate::trace::Direction::Sent, &written);
             }
-            let transport = conn.transport;
+            let transport = conn.client.transport;
             self.record_writes(transport, report);
             self.emit_traces(key);
             if let Err(e) = flushed {
@@ -421,7 +417,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return progressed;
             };
-            let (moved, effect) = self.app.process(key, conn);
+            let (moved, effect) = self.app.process(key, &mut conn.client);
             progressed |= moved;
             match effect {
                 None => return progressed,
@@ -438,7 +434,8 @@ impl Server {
                 let dropped = self.drop_transport(transport, key);
                 if let Some(conn) = self.conns.get_mut(key) {
                     let answer = format!("{{\"dropped\":{dropped}}}");
-                    self.app.respond_json(conn, answer, Category::Other, &[]);
+                    self.app
+                        .respond_json(&mut conn.client, answer, Category::Other, &[]);
                 }
             }
             Effect::TracingStarted => self.attach_dissectors(),
@@ -450,15 +447,18 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return true;
         };
+        let output_empty = conn.client.output.is_empty();
         let end = conn
+            .client
             .session
-            .poll_end(conn.peer_closed, conn.output.is_empty(), self.app.now);
+            .poll_end(conn.peer_closed, output_empty, self.app.now);
         if end.shut_write {
             // Half-close: the peer sees the end of our answer, and we read until its EOF.
             let _ = conn.socket.shutdown(std::net::Shutdown::Write);
             let end = conn
+                .client
                 .session
-                .poll_end(conn.peer_closed, conn.output.is_empty(), self.app.now);
+                .poll_end(conn.peer_closed, output_empty, self.app.now);
             if end.close {
                 self.close(key);
                 return true;
@@ -495,7 +495,10 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let new = conn.session.poll_timeout(conn.output.is_empty());
+        let new = conn
+            .client
+            .session
+            .poll_timeout(conn.client.output.is_empty());
         let old = std::mem::replace(&mut conn.deadline, new);
         self.timers.reschedule(key, old, new);
     }
@@ -510,12 +513,12 @@ impl Server {
         self.app.connections_open = self.conns.len();
         self.timers.reschedule(key, conn.deadline, None);
         self.trace_forget(key);
-        if let Some(channel) = conn.session.subscription() {
+        if let Some(channel) = conn.client.session.subscription() {
             self.app.hub.unsubscribe(channel, key);
         }
         // Deregistering before the socket drops keeps mio's bookkeeping exact.
         let _ = self.poll.registry().deregister(&mut conn.socket);
-        log::trace!("c{}: closed", conn.id);
+        log::trace!("c{}: closed", conn.client.id);
     }
 
     fn begin_shutdown(&mut self) {
@@ -531,7 +534,7 @@ impl Server {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
-                self.app.on_shutdown(key, conn);
+                self.app.on_shutdown(key, &mut conn.client);
                 self.dirty.push(key);
             }
         }

@@ -1,7 +1,7 @@
 //! `GET /stats`: the ledger as JSON.
 use serde_json::{Map, Value, json};
 
-use super::app::App;
+use super::App;
 use crate::ledger::Transport;
 
 impl App {

@@ -1,24 +1,32 @@
-//! The application: the hub, the ledger, the settings, and what each endpoint does with a
-//! request. It drives the sessions of one connection at a time through their cores and tells the
-//! driver, as an [`Effect`], what reaches beyond that connection (a fan-out, a drop). No socket
-//! and no mio here: the driver hands in the connection and the loop's time.
+//! The application: the hub, the ledger, the settings, the routes, and what each endpoint does
+//! with a request. It drives one [`Client`]'s session at a time through its core and tells the
+//! driver, as an [`Effect`], what reaches beyond that client (a fan-out, a drop). No socket, no
+//! mio and no clock here: the driver hands in the client, its bytes and the loop's time, so the
+//! same application can run on any loop, thread or (later) HTTP/2 stream.
 use std::time::Instant;
 
-use super::connection::Connection;
-use super::date::DateCache;
-use super::router::{self, Route, RouteError};
-use super::session::{Feed, Http, Session};
-use super::trace::Tracer;
+mod client;
+mod lifecycle;
+mod router;
+mod session;
+mod stats;
+mod streams;
+mod trace;
+
+pub(crate) use client::Client;
+pub(crate) use router::{Route, RouteError};
+pub(crate) use session::{Feed, Http, Session};
+pub(crate) use trace::Tracer;
+
 use crate::config::Config;
-use crate::delivery::{self, Encodings, Message};
+use crate::delivery::{self, Encodings};
 use crate::http1::{
-    self, BodyPlan, Content, Event, Expiry, Refusal, RequestHead, Response, Status,
+    self, BodyPlan, Content, DateCache, Event, Refusal, RequestHead, Response, Status,
 };
 use crate::hub::{Hub, Published, SubscriberId, Subscription};
 use crate::ledger::{ByCategory, Category, Counter, Ledger, Transport};
 use crate::polling::{self, LongPoll, longpoll};
-use crate::sse;
-use crate::websocket::{self, CloseCode, Endpoint, Opcode, WsMessage};
+use crate::websocket;
 
 /// Extra header fields of every poll answer: a poll result must never come from a cache.
 const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
@@ -81,8 +89,7 @@ impl App {
             close_timeout: config.ws_close_timeout,
             max_pending_output: config.max_pending_output,
         };
-        let mut date = DateCache::default();
-        date.refresh();
+        let date = DateCache::default();
         App {
             hub: Hub::new(config.history),
             ledger: Ledger::new(),
@@ -104,7 +111,7 @@ impl App {
 
     /// Routes a connection's accounting to `transport` from now on, counting it as a connection
     /// of that transport the first time.
-    pub(crate) fn set_transport(&mut self, conn: &mut Connection, transport: Transport) {
+    pub(crate) fn set_transport(&mut self, conn: &mut Client, transport: Transport) {
         conn.transport = transport;
         let bit = 1u8 << (transport as u8);
         if conn.counted_transports & bit == 0 {
@@ -113,7 +120,7 @@ impl App {
         }
     }
 
-    fn account_in(&mut self, transport: Transport, tally: &ByCategory) {
+    pub(crate) fn account_in(&mut self, transport: Transport, tally: &ByCategory) {
         for category in Category::ALL {
             let n = tally[category.index()];
             if n > 0 {
@@ -127,7 +134,7 @@ impl App {
     pub(crate) fn process(
         &mut self,
         key: SubscriberId,
-        conn: &mut Connection,
+        conn: &mut Client,
     ) -> (bool, Option<Effect>) {
         let mut progressed = false;
         loop {
@@ -206,7 +213,7 @@ impl App {
     fn on_head(
         &mut self,
         key: SubscriberId,
-        conn: &mut Connection,
+        conn: &mut Client,
         head: RequestHead,
     ) -> Option<Effect> {
         log::debug!("c{}: {head}", conn.id);
@@ -261,7 +268,7 @@ impl App {
     fn handle(
         &mut self,
         key: SubscriberId,
-        conn: &mut Connection,
+        conn: &mut Client,
         route: Route,
         body: Vec<u8>,
     ) -> Option<Effect> {
@@ -329,9 +336,9 @@ impl App {
     }
 
     /// Queues a complete response on an HTTP connection.
-    fn respond(
+    pub(crate) fn respond(
         &mut self,
-        conn: &mut Connection,
+        conn: &mut Client,
         status: Status,
         content_type: Option<&str>,
         extra: &[(&str, &str)],
@@ -354,7 +361,7 @@ impl App {
     /// A 200 with a small JSON document made for this answer, all of `category`.
     pub(crate) fn respond_json(
         &mut self,
-        conn: &mut Connection,
+        conn: &mut Client,
         json: String,
         category: Category,
         extra: &[(&str, &str)],
@@ -363,7 +370,7 @@ impl App {
         self.respond(conn, Status::OK, Some("application/json"), extra, content);
     }
 
-    fn respond_poll(&mut self, conn: &mut Connection, body: polling::Body) {
+    pub(crate) fn respond_poll(&mut self, conn: &mut Client, body: polling::Body) {
         self.ledger
             .count(conn.transport, Counter::Messages, body.messages as u64);
         let content = Content::Parts(body.parts);
@@ -377,13 +384,13 @@ impl App {
     }
 
     /// Nothing new for a poll, or a long-poll that timed out.
-    fn respond_empty_poll(&mut self, conn: &mut Connection) {
+    pub(crate) fn respond_empty_poll(&mut self, conn: &mut Client) {
         self.ledger.count(conn.transport, Counter::Empty, 1);
         self.respond(conn, Status::NO_CONTENT, None, &[NO_STORE], Content::Empty);
     }
 
     /// Answers a request the server will not serve; with `close`, nothing after it is read.
-    pub(crate) fn refuse(&mut self, conn: &mut Connection, refusal: Refusal, close: bool) {
+    pub(crate) fn refuse(&mut self, conn: &mut Client, refusal: Refusal, close: bool) {
         log::debug!("c{}: {} {}", conn.id, refusal.status, refusal.reason);
         let Session::Http(h) = &mut conn.session else {
             return;
@@ -400,298 +407,11 @@ impl App {
 
     /// Answers a request that cannot be read to its end (broken framing, too slow), in HTTP/1.1
     /// as its version may be unknown, and closes: nothing after it could be framed.
-    fn refuse_unreadable(&mut self, conn: &mut Connection, refusal: Refusal) {
+    pub(crate) fn refuse_unreadable(&mut self, conn: &mut Client, refusal: Refusal) {
         if let Session::Http(h) = &mut conn.session {
             h.core.forget_request();
         }
         self.refuse(conn, refusal, true);
-    }
-
-    /// Answers `GET /sse/{channel}`: the stream head, the opening events, any backlog after the
-    /// resume point, then live messages.
-    fn start_sse(
-        &mut self,
-        key: SubscriberId,
-        conn: &mut Connection,
-        channel: Box<str>,
-        resume_after: Option<u64>,
-    ) {
-        let Session::Http(h) = &mut conn.session else {
-            return;
-        };
-        let exchange = h.core.upgrade();
-        let backlog = resume_after.map(|after| self.hub.since(&channel, after));
-        let notices = delivery::sse_notices(backlog.as_ref());
-        let opening = sse::Opening {
-            date: self.date.value(),
-            extra: &[],
-            head_category: Category::ResponseHead,
-            retry: self.config.sse_retry,
-            notices: &notices,
-            notices_category: Category::SseFields,
-            heartbeat: self.config.sse_heartbeat,
-        };
-        let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
-        let messages = backlog.iter().flat_map(|b| &b.messages);
-        let mut delivered = 0;
-        for message in messages {
-            let unit = delivery::sse_event(message, stream.is_chunked());
-            stream.deliver(&unit, message.published_at, &mut conn.output);
-            delivered += 1;
-        }
-        let transport = conn.transport;
-        self.ledger.count(transport, Counter::Responses, 1);
-        self.ledger.count(transport, Counter::Messages, delivered);
-        if resume_after.is_some() {
-            self.ledger.count(transport, Counter::Resumes, 1);
-        }
-        self.hub.subscribe(&channel, key, Subscription::Stream);
-        conn.session = Session::Sse(stream, Feed::Channel(channel));
-    }
-
-    /// `GET /trace`: an event stream of trace records (JSON), every connection but the observers.
-    fn start_trace_feed(&mut self, key: SubscriberId, conn: &mut Connection) -> Option<Effect> {
-        let Session::Http(h) = &mut conn.session else {
-            return None;
-        };
-        let was_active = self.tracer.active();
-        let exchange = h.core.upgrade();
-        let opening = sse::Opening {
-            date: self.date.value(),
-            extra: &[("Access-Control-Allow-Origin", "*")],
-            head_category: Category::Other,
-            retry: self.config.sse_retry,
-            notices: b"",
-            notices_category: Category::Other,
-            heartbeat: self.config.sse_heartbeat,
-        };
-        let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
-        // The feed is an observer: it is never traced itself.
-        conn.dissectors = None;
-        self.tracer.subscribe(key, stream.is_chunked());
-        conn.session = Session::Sse(stream, Feed::Trace);
-        (!was_active).then_some(Effect::TracingStarted)
-    }
-
-    /// Answers an upgrade request on `/ws/{channel}` or `/echo`.
-    fn start_websocket(
-        &mut self,
-        key: SubscriberId,
-        conn: &mut Connection,
-        head: &RequestHead,
-        channel: Option<Box<str>>,
-        since: Option<u64>,
-    ) {
-        let origins = &self.config.allowed_origins;
-        if !origins.is_empty() {
-            let allowed = head
-                .header("origin")
-                .is_some_and(|origin| origins.iter().any(|a| a.as_bytes() == origin));
-            if !allowed {
-                return self.refuse(conn, RouteError::OriginNotAllowed.into(), false);
-            }
-        }
-        let headers: Vec<(&str, &[u8])> = head
-            .headers
-            .iter()
-            .map(|h| (h.name.as_str(), h.value.as_slice()))
-            .collect();
-        let accept = match websocket::validate_upgrade(&head.method, head.minor_version, &headers) {
-            Ok(accept) => accept,
-            Err(e) => {
-                let refusal = Refusal {
-                    status: Status(e.status()),
-                    reason: e.to_string(),
-                    headers: e.extra_headers(),
-                };
-                return self.refuse(conn, refusal, false);
-            }
-        };
-        let Session::Http(h) = &mut conn.session else {
-            return;
-        };
-        h.core.upgrade();
-        let backlog = match (&channel, since) {
-            (Some(c), Some(after)) => Some(self.hub.since(c, after)),
-            _ => None,
-        };
-        if let Some(c) = &channel {
-            self.hub.subscribe(c, key, Subscription::Stream);
-        }
-        let mut handshake = Vec::with_capacity(160);
-        websocket::encode_switching_protocols(&accept, &mut handshake);
-        conn.output.push_bytes(&handshake, Category::WsHandshake);
-        let mut ws = Endpoint::new(self.ws, self.now);
-        let mut delivered = 0;
-        if let Some(b) = &backlog {
-            for notice in delivery::ws_notices(b) {
-                ws.send_notice(&notice, &mut conn.output);
-            }
-            for message in &b.messages {
-                let unit = delivery::ws_frame(message);
-                ws.deliver(&unit, message.published_at, &mut conn.output);
-                delivered += 1;
-            }
-        }
-        let transport = conn.transport;
-        self.ledger.count(transport, Counter::Responses, 1);
-        self.ledger.count(transport, Counter::Messages, delivered);
-        if since.is_some() {
-            self.ledger.count(transport, Counter::Resumes, 1);
-        }
-        conn.session = Session::WebSocket(ws, channel);
-    }
-
-    /// A data message from a WebSocket client: published on its channel, echoed on `/echo`.
-    fn on_ws_message(
-        &mut self,
-        conn: &mut Connection,
-        channel: Option<&str>,
-        message: WsMessage,
-    ) -> Option<Effect> {
-        let Session::WebSocket(ws, _) = &mut conn.session else {
-            return None;
-        };
-        match (message, channel) {
-            (WsMessage::Text(text), Some(channel)) => {
-                let published = self.hub.publish(channel, text.into_boxed_str(), self.now);
-                return Some(Effect::FanOut(published));
-            }
-            (WsMessage::Binary(_), Some(_)) => ws.close(
-                CloseCode::Unsupported,
-                "channels carry text",
-                self.now,
-                &mut conn.output,
-            ),
-            (WsMessage::Text(text), None) => {
-                ws.send(Opcode::Text, text.as_bytes(), &mut conn.output)
-            }
-            (WsMessage::Binary(data), None) => ws.send(Opcode::Binary, &data, &mut conn.output),
-        }
-        None
-    }
-
-    /// Delivers a published message to one subscriber: queued on a stream, or answering a
-    /// parked long-poll (whose body is shared by every poll parked after the same id).
-    pub(crate) fn deliver(
-        &mut self,
-        conn: &mut Connection,
-        message: &Message,
-        bodies: &mut Vec<(u64, polling::Body)>,
-    ) -> Delivery {
-        let max_pending = self.config.max_pending_output;
-        match &mut conn.session {
-            Session::Sse(stream, Feed::Channel(_)) => {
-                let unit = delivery::sse_event(message, stream.is_chunked());
-                stream.deliver(&unit, message.published_at, &mut conn.output);
-                self.ledger.count(conn.transport, Counter::Messages, 1);
-                if conn.output.len() > max_pending {
-                    self.slow_consumer(conn);
-                    return Delivery::Close;
-                }
-            }
-            Session::WebSocket(ws, Some(_)) => {
-                let unit = delivery::ws_frame(message);
-                if ws.deliver(&unit, message.published_at, &mut conn.output) {
-                    self.ledger.count(conn.transport, Counter::Messages, 1);
-                }
-                if conn.output.len() > max_pending {
-                    self.slow_consumer(conn);
-                    if let Session::WebSocket(ws, _) = &mut conn.session {
-                        ws.cut_slow_consumer(self.now, &mut conn.output);
-                    }
-                }
-            }
-            Session::Http(h) => {
-                let Some(poll) = h.parked.take() else {
-                    return Delivery::Skipped;
-                };
-                let since = poll.since();
-                let body = match bodies.iter().find(|(id, _)| *id == since) {
-                    Some((_, body)) => body.clone(),
-                    None => {
-                        let body = delivery::poll_body(&self.hub.since(poll.channel(), since));
-                        bodies.push((since, body.clone()));
-                        body
-                    }
-                };
-                self.respond_poll(conn, body);
-            }
-            _ => return Delivery::Skipped,
-        }
-        Delivery::Queued
-    }
-
-    fn slow_consumer(&mut self, conn: &Connection) {
-        log::info!(
-            "c{}: slow consumer cut off ({} bytes pending)",
-            conn.id,
-            conn.output.len()
-        );
-        self.ledger
-            .count(conn.transport, Counter::SlowDisconnects, 1);
-    }
-
-    /// A deadline of the connection's session passed. Returns true when the connection is to be
-    /// closed now.
-    pub(crate) fn on_timeout(&mut self, key: SubscriberId, conn: &mut Connection) -> bool {
-        let now = self.now;
-        match &mut conn.session {
-            Session::Http(h) => {
-                if let Some(poll) = &h.parked {
-                    if poll.is_expired(now) {
-                        self.hub.unsubscribe(poll.channel(), key);
-                        h.parked = None;
-                        self.respond_empty_poll(conn);
-                    }
-                    return false;
-                }
-                match h.core.handle_timeout(now, conn.output.is_empty()) {
-                    None => false,
-                    Some(Expiry::Close) => {
-                        log::debug!("c{}: idle timeout", conn.id);
-                        true
-                    }
-                    Some(Expiry::RequestTimeout) => {
-                        self.refuse_unreadable(conn, RouteError::RequestTimeout.into());
-                        false
-                    }
-                }
-            }
-            Session::Sse(stream, _) => {
-                stream.handle_timeout(now, &mut conn.output);
-                false
-            }
-            Session::WebSocket(ws, _) => ws.handle_timeout(now, &mut conn.output),
-        }
-    }
-
-    /// Shutdown began: end what can be ended now; the rest drains within the grace period.
-    pub(crate) fn on_shutdown(&mut self, key: SubscriberId, conn: &mut Connection) {
-        let now = self.now;
-        match &mut conn.session {
-            Session::Http(h) => {
-                h.core.begin_shutdown(conn.input.is_empty(), now);
-                if let Some(poll) = h.parked.take() {
-                    self.hub.unsubscribe(poll.channel(), key);
-                    self.respond_empty_poll(conn);
-                }
-            }
-            Session::Sse(stream, feed) => {
-                stream.finish(&mut conn.output);
-                match feed {
-                    Feed::Channel(channel) => self.hub.unsubscribe(channel, key),
-                    Feed::Trace => self.tracer.unsubscribe(key),
-                }
-                conn.session = Session::http(http1::Connection::closing(self.http, now));
-            }
-            Session::WebSocket(ws, _) => ws.close(
-                CloseCode::GoingAway,
-                "server shutting down",
-                now,
-                &mut conn.output,
-            ),
-        }
     }
 
     /// The demo ticker: one message on the demo channel, carrying its send time so every

@@ -1,0 +1,179 @@
+//! The requests that turn a connection into a stream: an event stream of a channel or of the
+//! trace feed, a WebSocket on a channel or on `/echo`; and what a WebSocket client sends.
+use super::{App, Client, Effect, Feed, RouteError, Session};
+use crate::delivery;
+use crate::http1::{Refusal, RequestHead, Status};
+use crate::hub::{SubscriberId, Subscription};
+use crate::ledger::{Category, Counter};
+use crate::sse;
+use crate::websocket::{self, CloseCode, Endpoint, Opcode, WsMessage};
+
+impl App {
+    /// Answers `GET /sse/{channel}`: the stream head, the opening events, any backlog after the
+    /// resume point, then live messages.
+    pub(super) fn start_sse(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Client,
+        channel: Box<str>,
+        resume_after: Option<u64>,
+    ) {
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        let exchange = h.core.upgrade();
+        let backlog = resume_after.map(|after| self.hub.since(&channel, after));
+        let notices = delivery::sse_notices(backlog.as_ref());
+        let opening = sse::Opening {
+            date: self.date.value(),
+            extra: &[],
+            head_category: Category::ResponseHead,
+            retry: self.config.sse_retry,
+            notices: &notices,
+            notices_category: Category::SseFields,
+            heartbeat: self.config.sse_heartbeat,
+        };
+        let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
+        let messages = backlog.iter().flat_map(|b| &b.messages);
+        let mut delivered = 0;
+        for message in messages {
+            let unit = delivery::sse_event(message, stream.is_chunked());
+            stream.deliver(&unit, message.published_at, &mut conn.output);
+            delivered += 1;
+        }
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if resume_after.is_some() {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
+        self.hub.subscribe(&channel, key, Subscription::Stream);
+        conn.session = Session::Sse(stream, Feed::Channel(channel));
+    }
+
+    /// `GET /trace`: an event stream of trace records (JSON), every connection but the observers.
+    pub(super) fn start_trace_feed(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Client,
+    ) -> Option<Effect> {
+        let Session::Http(h) = &mut conn.session else {
+            return None;
+        };
+        let was_active = self.tracer.active();
+        let exchange = h.core.upgrade();
+        let opening = sse::Opening {
+            date: self.date.value(),
+            extra: &[("Access-Control-Allow-Origin", "*")],
+            head_category: Category::Other,
+            retry: self.config.sse_retry,
+            notices: b"",
+            notices_category: Category::Other,
+            heartbeat: self.config.sse_heartbeat,
+        };
+        let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
+        // The feed is an observer: it is never traced itself.
+        conn.dissectors = None;
+        self.tracer.subscribe(key, stream.is_chunked());
+        conn.session = Session::Sse(stream, Feed::Trace);
+        (!was_active).then_some(Effect::TracingStarted)
+    }
+
+    /// Answers an upgrade request on `/ws/{channel}` or `/echo`.
+    pub(super) fn start_websocket(
+        &mut self,
+        key: SubscriberId,
+        conn: &mut Client,
+        head: &RequestHead,
+        channel: Option<Box<str>>,
+        since: Option<u64>,
+    ) {
+        let origins = &self.config.allowed_origins;
+        if !origins.is_empty() {
+            let allowed = head
+                .header("origin")
+                .is_some_and(|origin| origins.iter().any(|a| a.as_bytes() == origin));
+            if !allowed {
+                return self.refuse(conn, RouteError::OriginNotAllowed.into(), false);
+            }
+        }
+        let headers: Vec<(&str, &[u8])> = head
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_slice()))
+            .collect();
+        let accept = match websocket::validate_upgrade(&head.method, head.minor_version, &headers) {
+            Ok(accept) => accept,
+            Err(e) => {
+                let refusal = Refusal {
+                    status: Status(e.status()),
+                    reason: e.to_string(),
+                    headers: e.extra_headers(),
+                };
+                return self.refuse(conn, refusal, false);
+            }
+        };
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        h.core.upgrade();
+        let backlog = match (&channel, since) {
+            (Some(c), Some(after)) => Some(self.hub.since(c, after)),
+            _ => None,
+        };
+        if let Some(c) = &channel {
+            self.hub.subscribe(c, key, Subscription::Stream);
+        }
+        let mut handshake = Vec::with_capacity(160);
+        websocket::encode_switching_protocols(&accept, &mut handshake);
+        conn.output.push_bytes(&handshake, Category::WsHandshake);
+        let mut ws = Endpoint::new(self.ws, self.now);
+        let mut delivered = 0;
+        if let Some(b) = &backlog {
+            for notice in delivery::ws_notices(b) {
+                ws.send_notice(&notice, &mut conn.output);
+            }
+            for message in &b.messages {
+                let unit = delivery::ws_frame(message);
+                ws.deliver(&unit, message.published_at, &mut conn.output);
+                delivered += 1;
+            }
+        }
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if since.is_some() {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
+        conn.session = Session::WebSocket(ws, channel);
+    }
+
+    /// A data message from a WebSocket client: published on its channel, echoed on `/echo`.
+    pub(super) fn on_ws_message(
+        &mut self,
+        conn: &mut Client,
+        channel: Option<&str>,
+        message: WsMessage,
+    ) -> Option<Effect> {
+        let Session::WebSocket(ws, _) = &mut conn.session else {
+            return None;
+        };
+        match (message, channel) {
+            (WsMessage::Text(text), Some(channel)) => {
+                let published = self.hub.publish(channel, text.into_boxed_str(), self.now);
+                return Some(Effect::FanOut(published));
+            }
+            (WsMessage::Binary(_), Some(_)) => ws.close(
+                CloseCode::Unsupported,
+                "channels carry text",
+                self.now,
+                &mut conn.output,
+            ),
+            (WsMessage::Text(text), None) => {
+                ws.send(Opcode::Text, text.as_bytes(), &mut conn.output)
+            }
+            (WsMessage::Binary(data), None) => ws.send(Opcode::Binary, &data, &mut conn.output),
+        }
+        None
+    }
+}
