@@ -120,4 +120,8 @@ impl Channel {
     pub(super) fn subscriber_count(&self) -> usize {
         self.subscribers.len()
     }
+
+    pub(super) fn subscribers(&self) -> impl Iterator<Item = (SubscriberId, Subscription)> + '_ {
+        self.subscribers.iter().map(|(&who, &how)| (who, how))
+    }
 }

@@ -17,10 +17,28 @@ impl Server {
             "transports": transports,
         });
         if let Some(name) = channel {
+            let (held_messages, held_bytes) = self.hub.held(name);
+            // Subscribers by the transport of their connection (a parked long-poll, an SSE
+            // stream, a WebSocket).
+            let mut by_transport = Map::new();
+            for t in [Transport::LongPoll, Transport::Sse, Transport::Ws] {
+                by_transport.insert(t.name().to_string(), json!(0));
+            }
+            for (who, _) in self.hub.subscribers(name) {
+                if let Some(conn) = self.conns.get(who) {
+                    let n = by_transport
+                        .entry(conn.transport.name())
+                        .or_insert(json!(0));
+                    *n = json!(n.as_u64().unwrap_or(0) + 1);
+                }
+            }
             stats["channel"] = json!({
                 "name": name,
                 "last_id": self.hub.last_id(name),
+                "held_messages": held_messages,
+                "held_bytes": held_bytes,
                 "subscribers": self.hub.subscriber_count(name),
+                "subscribers_by_transport": by_transport,
             });
         }
         stats.to_string()
