@@ -403,11 +403,6 @@ fn unknown_path_is_404() {
 }
 
 #[test]
-fn unknown_top_level_path_is_404() {
-    assert_refused_keeping_the_connection(b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", 404);
-}
-
-#[test]
 fn root_path_serves_the_demo_page() {
     let server = TestServer::start(&[]);
     let r = server.request(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
