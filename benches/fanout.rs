@@ -1,8 +1,18 @@
-//! Fan-out: one published message queued to 1, 1 000 and 10 000 subscribers' output queues, per
-//! transport. The message is encoded once (`Message::encoded`) and every queue gets a
-//! `Segment::Shared` pointing at the same bytes, so the cost per extra subscriber is a reference
-//! count increment and a queue push. Queues are warm (drained once, capacity kept), as in a
-//! steady state; Throughput is per subscriber.
+//! Fan-out: one published message delivered to 1, 1 000 and 10 000 subscribers' output queues,
+//! per transport, along the server's own paths (`fan_out` in `src/server/http.rs`, rebuilt here
+//! from public pieces):
+//!
+//! - SSE and WebSocket: the message is encoded once (`delivery::sse_event`, `delivery::ws_frame`
+//!   cache it on the message) and each subscriber's queue gets a `Segment::Shared` pointing at the
+//!   same bytes: a lookup, a reference count increment and a queue push per subscriber.
+//! - Long polling: the woken pollers that waited after the same id share one body built from the
+//!   hub (`Hub::since`, `polling::encode_body`), but each answer is its own response: per poller
+//!   the body's pieces are cloned, a response head is encoded (`ResponseHead`, with Date,
+//!   Content-Type, Content-Length and Cache-Control, as `respond` does), head and envelope are
+//!   copied into the queue and the message's shared JSON is referenced.
+//!
+//! Queues are warm (drained once, capacity kept), as in a steady state; Throughput is per
+//! subscriber.
 mod common;
 
 use std::hint::black_box;
@@ -13,19 +23,48 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pushwire::delivery;
-use pushwire::hub::Message;
+use pushwire::http1::{ResponseBody, ResponseHead, Status};
+use pushwire::hub::{Hub, Message};
 use pushwire::ledger::{Category, Layout};
 use pushwire::outbuf::{OutQueue, SharedUnit, WriteReport};
+use pushwire::polling::{self, Piece};
 use pushwire::trace::{Direction, Dissector};
 
 const DATA: &str = r#"{"symbol":"ACME","price":123.45,"volume":1200,"at":"2026-05-16T12:00:00Z"}"#;
 
-/// The shared unit each transport queues, built by the server's own encoders.
-fn encode_for(message: &Message, transport: &str) -> Arc<SharedUnit> {
-    match transport {
-        "long_poll" => delivery::message_json(message),
+/// A stream subscriber's delivery, as `sse_deliver` and `ws_deliver` make it.
+fn deliver_stream(queue: &mut OutQueue, message: &Message, transport: &str) {
+    let unit = match transport {
         "sse" => delivery::sse_event(message, true),
         _ => delivery::ws_frame(message),
+    };
+    queue.push_delivery(&unit, message.published_at);
+}
+
+/// The `Date` value a response carries (the server caches it per second).
+const DATE: &str = "Fri, 27 Nov 2026 17:46:11 GMT";
+
+/// One parked long-poll answered, as `fan_out` and `respond` do it: the shared body's pieces
+/// cloned, a head encoded for this poller, head and envelope copied, the message referenced.
+fn wake_longpoll(queue: &mut OutQueue, shared_body: &polling::Body) {
+    let body = shared_body.clone();
+    let mut head = Vec::with_capacity(160);
+    ResponseHead {
+        status: Status::OK,
+        minor_version: 1,
+        date: DATE,
+        body: ResponseBody::Length(body.len),
+        keep_alive: None,
+        content_type: Some("application/json"),
+        extra: &[("Cache-Control", "no-store")],
+    }
+    .encode(&mut head);
+    queue.push_bytes(&head, Category::ResponseHead);
+    for piece in body.pieces {
+        match piece {
+            Piece::Envelope(bytes) => queue.push_bytes(&bytes, Category::JsonEnvelope),
+            Piece::Message(unit, published_at) => queue.push_delivery(&unit, published_at),
+        }
     }
 }
 
@@ -95,7 +134,7 @@ fn bench_write_path(c: &mut Criterion) {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout");
-    for transport in ["long_poll", "sse", "websocket"] {
+    for transport in ["long_poll_wake", "sse", "websocket"] {
         for n in [1usize, 1_000, 10_000] {
             group.throughput(Throughput::Elements(n as u64));
             let batch = if n > 100 {
@@ -104,15 +143,22 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput
             };
             group.bench_function(BenchmarkId::new(transport, n), |b| {
-                let mut id = 0;
+                let mut hub = Hub::default();
                 b.iter_batched_ref(
                     || warm_queues(n),
                     |queues| {
-                        id += 1;
-                        let message = Message::new(id, DATA.into(), Instant::now());
-                        let unit = encode_for(&message, transport);
-                        for q in queues.iter_mut() {
-                            q.push_delivery(&unit, message.published_at);
+                        let published = hub.publish("c", DATA.into(), Instant::now());
+                        let message = &published.message;
+                        if transport == "long_poll_wake" {
+                            // Every poller waited after the previous id: one body for all.
+                            let body = polling::encode_body(&hub.since("c", message.id - 1));
+                            for q in queues.iter_mut() {
+                                wake_longpoll(q, &body);
+                            }
+                        } else {
+                            for q in queues.iter_mut() {
+                                deliver_stream(q, message, transport);
+                            }
                         }
                         black_box(&queues);
                     },
