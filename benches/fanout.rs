@@ -1,8 +1,17 @@
-//! Fan-out: one published message queued to 1, 1 000 and 10 000 subscribers' output queues, per
-//! transport. The message is encoded once (`Message::encoded`) and every queue gets a
-//! `Segment::Shared` pointing at the same bytes, so the cost per extra subscriber is a reference
-//! count increment and a queue push. Queues are warm (drained once, capacity kept), as in a
-//! steady state; Throughput is per subscriber.
+//! Fan-out: one published message delivered to 1, 1 000 and 10 000 subscribers' output queues,
+//! per transport, along the server's own paths (`App::deliver`, through the same session cores):
+//!
+//! - SSE and WebSocket: the message is encoded once (`delivery::sse_event`, `delivery::ws_frame`
+//!   cache it on the message) and each subscriber's queue gets a `Segment::Shared` pointing at the
+//!   same bytes: a lookup, a reference count increment and a queue push per subscriber.
+//! - Long polling: the woken pollers that waited after the same id share one body built from the
+//!   hub (`Hub::since`, `delivery::poll_body`), but each answer is its own response, given by the
+//!   poller's own `http1::Connection::respond`: per poller the body's parts are cloned, a response
+//!   head is encoded, head and envelope are copied into the queue and the message's shared JSON
+//!   is referenced.
+//!
+//! Queues are warm (drained once, capacity kept), as in a steady state; Throughput is per
+//! subscriber.
 mod common;
 
 use std::hint::black_box;
@@ -13,34 +22,121 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pushwire::delivery;
-use pushwire::delivery::Message;
+use pushwire::delivery::{Encodings, Message};
+use pushwire::http1::{self, Content, Response, Status};
+use pushwire::hub::{HistoryLimits, Hub};
 use pushwire::ledger::{Category, Layout};
 use pushwire::outbuf::{OutQueue, SharedUnit, WriteReport};
+use pushwire::polling;
+use pushwire::sse;
 use pushwire::trace::{Direction, Dissector};
+use pushwire::websocket::{Endpoint, WsSettings};
 
 const DATA: &str = r#"{"symbol":"ACME","price":123.45,"volume":1200,"at":"2026-05-16T12:00:00Z"}"#;
 
-/// The shared unit each transport queues, built by the server's own encoders.
-fn encode_for(message: &Message, transport: &str) -> Arc<SharedUnit> {
-    match transport {
-        "long_poll" => delivery::message_json(message),
-        "sse" => delivery::sse_event(message, true),
-        _ => delivery::ws_frame(message),
+/// The `Date` value a response carries (the server caches it per second).
+const DATE: &str = "Fri, 27 Nov 2026 17:46:11 GMT";
+
+/// One subscriber as the server holds it: its session core and its warm output queue.
+enum Subscriber {
+    Sse(sse::Stream, OutQueue),
+    Ws(Endpoint, OutQueue),
+    /// A long-poll parked on its HTTP/1.1 connection, which owes the answer.
+    LongPoll(http1::Connection, OutQueue),
+}
+
+fn http_settings() -> http1::Settings {
+    http1::Settings {
+        limits: http1::Limits::default(),
+        head_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(60),
+        closing_grace: std::time::Duration::from_secs(2),
+        max_body: 65536,
+        max_pending_output: 1 << 20,
     }
 }
 
-/// Queues that have held and written a segment once, so pushing does not allocate.
-fn warm_queues(n: usize) -> Vec<OutQueue> {
+/// `n` subscribers of `transport`, opened as the server opens them, their queues drained once so
+/// pushing does not allocate.
+fn subscribers(n: usize, transport: &str) -> Vec<Subscriber> {
+    let now = Instant::now();
     let warm = SharedUnit::new(vec![0u8; 4096], Layout::uniform(Category::Other, 4096));
     (0..n)
         .map(|_| {
             let mut q = OutQueue::new();
-            q.push_delivery(&warm, Instant::now());
-            q.write_to(&mut std::io::sink().by_ref(), &mut WriteReport::default())
-                .unwrap();
-            q
+            q.push_delivery(&warm, now);
+            let sub = match transport {
+                "sse" => {
+                    let exchange = http1::Exchange {
+                        minor_version: 1,
+                        keep_alive: true,
+                    };
+                    let opening = sse::Opening {
+                        date: DATE,
+                        extra: &[],
+                        head_category: Category::ResponseHead,
+                        retry: std::time::Duration::from_secs(3),
+                        notices: b"",
+                        notices_category: Category::SseFields,
+                        heartbeat: std::time::Duration::from_secs(15),
+                    };
+                    Subscriber::Sse(sse::Stream::open(exchange, &opening, now, &mut q), q)
+                }
+                "websocket" => {
+                    let settings = WsSettings {
+                        max_message_size: 65536,
+                        ping_interval: std::time::Duration::from_secs(30),
+                        pong_timeout: std::time::Duration::from_secs(30),
+                        close_timeout: std::time::Duration::from_secs(5),
+                        max_pending_output: 1 << 20,
+                    };
+                    Subscriber::Ws(Endpoint::new(settings, now), q)
+                }
+                _ => {
+                    let mut core = http1::Connection::new(http_settings(), now);
+                    let head = b"GET /longpoll/c?since=0 HTTP/1.1\r\nHost: x\r\n\r\n";
+                    let r = core.receive(head, now, &q);
+                    assert!(matches!(r.event, Some(http1::Event::Head(_))));
+                    Subscriber::LongPoll(core, q)
+                }
+            };
+            sub
+        })
+        .map(|mut sub| {
+            let q = match &mut sub {
+                Subscriber::Sse(_, q) | Subscriber::Ws(_, q) | Subscriber::LongPoll(_, q) => q,
+            };
+            while !q.is_empty() {
+                q.write_to(&mut std::io::sink().by_ref(), &mut WriteReport::default())
+                    .unwrap();
+            }
+            sub
         })
         .collect()
+}
+
+/// Delivers `message` to one subscriber along the server's path: the shared encoding queued on a
+/// stream, or the woken long-poll answered with a response of its own (head encoded for it, the
+/// shared body's envelope copied, the message's JSON referenced).
+fn deliver(sub: &mut Subscriber, message: &Message, body: Option<&polling::Body>, now: Instant) {
+    match sub {
+        Subscriber::Sse(stream, q) => {
+            stream.deliver(&delivery::sse_event(message, true), message.published_at, q)
+        }
+        Subscriber::Ws(ws, q) => {
+            ws.deliver(&delivery::ws_frame(message), message.published_at, q);
+        }
+        Subscriber::LongPoll(core, q) => {
+            let Some(body) = body else { return };
+            let response = Response {
+                status: Status::OK,
+                content_type: Some("application/json"),
+                extra: &[("Cache-Control", "no-store")],
+                content: Content::Parts(body.parts.clone()),
+            };
+            core.respond(response, DATE, now, q);
+        }
+    }
 }
 
 /// One write of a queue of `deliveries` message units, as the driver does it: with the ledger's
@@ -95,7 +191,7 @@ fn bench_write_path(c: &mut Criterion) {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout");
-    for transport in ["long_poll", "sse", "websocket"] {
+    for transport in ["long_poll_wake", "sse", "websocket"] {
         for n in [1usize, 1_000, 10_000] {
             group.throughput(Throughput::Elements(n as u64));
             let batch = if n > 100 {
@@ -104,17 +200,20 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput
             };
             group.bench_function(BenchmarkId::new(transport, n), |b| {
-                let mut id = 0;
+                let mut hub: Hub<Encodings> = Hub::new(HistoryLimits::default());
                 b.iter_batched_ref(
-                    || warm_queues(n),
-                    |queues| {
-                        id += 1;
-                        let message = Message::new(id, DATA.into(), Instant::now());
-                        let unit = encode_for(&message, transport);
-                        for q in queues.iter_mut() {
-                            q.push_delivery(&unit, message.published_at);
+                    || subscribers(n, transport),
+                    |subs| {
+                        let now = Instant::now();
+                        let published = hub.publish("c", DATA.into(), now);
+                        let message = &published.message;
+                        // Every poller waited after the previous id: one body for all.
+                        let body = (transport == "long_poll_wake")
+                            .then(|| delivery::poll_body(&hub.since("c", message.id - 1)));
+                        for sub in subs.iter_mut() {
+                            deliver(sub, message, body.as_ref(), now);
                         }
-                        black_box(&queues);
+                        black_box(&subs);
                     },
                     batch,
                 )

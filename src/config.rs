@@ -1,4 +1,5 @@
 //! Every knob and limit of the server, with its unit and default, in one place.
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -78,5 +79,93 @@ impl Default for Config {
             trace: TraceOptions::default(),
             shutdown_grace: Duration::from_secs(2),
         }
+    }
+}
+
+/// A configuration that can not serve as asked: refused at start rather than discovered later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The default long-poll wait is longer than the longest a long-poll may ask for.
+    LongpollTimeoutAboveMax { timeout: Duration, max: Duration },
+    /// A largest message of 0 bytes: every publish would be refused.
+    ZeroMaxMessageSize,
+    /// At most 0 connections: every client would be refused.
+    ZeroMaxConnections,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::LongpollTimeoutAboveMax { timeout, max } => write!(
+                f,
+                "--longpoll-timeout {} s is above --longpoll-max-timeout {} s: lower the one or \
+                 raise the other",
+                timeout.as_secs_f64(),
+                max.as_secs_f64()
+            ),
+            ConfigError::ZeroMaxMessageSize => write!(
+                f,
+                "--max-message-size 0 would refuse every publish: give at least 1 (bytes)"
+            ),
+            ConfigError::ZeroMaxConnections => write!(
+                f,
+                "--max-connections 0 would refuse every client: give at least 1"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Refuses settings that contradict each other or leave nothing to serve.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.longpoll_timeout > self.longpoll_max_timeout {
+            return Err(ConfigError::LongpollTimeoutAboveMax {
+                timeout: self.longpoll_timeout,
+                max: self.longpoll_max_timeout,
+            });
+        }
+        if self.max_message_size == 0 {
+            return Err(ConfigError::ZeroMaxMessageSize);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroMaxConnections);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn contradictions_and_zero_limits_are_refused() {
+        let c = Config {
+            longpoll_timeout: Duration::from_secs(200),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--longpoll-timeout 200 s is above --longpoll-max-timeout 120 s: lower the one or \
+             raise the other"
+        );
+        let c = Config {
+            max_message_size: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::ZeroMaxMessageSize));
+        let c = Config {
+            max_connections: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::ZeroMaxConnections));
     }
 }

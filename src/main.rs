@@ -1,6 +1,6 @@
 //! The `pushwire` command: parses flags into a [`Config`] and runs the server.
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,10 +9,16 @@ use pushwire::Config;
 use pushwire::server::Server;
 use pushwire::trace::{Detail, Filter, TraceOptions};
 
-/// One server, four real-time web transports: interval polling, long polling, Server-Sent Events
-/// and WebSocket, over one pub/sub hub — and what each costs on the wire.
+/// The command line. Help texts are wrapped by hand (`verbatim_doc_comment`) to fit 100 columns:
+/// clap wraps only with its `wrap_help` feature, which would make the output depend on the
+/// terminal. README.md shows `--help` as printed, and tests/cli.rs checks that it still matches.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about = "One server, four real-time web transports (interval polling, long polling,\n\
+             Server-Sent Events and WebSocket) over one pub/sub hub, and what each costs on the wire",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -22,17 +28,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default when no command is given).
+    /// Run the server (the default when no command is given)
     Serve(Box<ServeArgs>),
-    /// Print a running server's wire ledger (`GET /stats`) as a table of costs per message.
+    /// Print a running server's wire ledger (`GET /stats`) as a table of costs per message
     Stats {
-        /// The server's base URL.
+        /// The server's base URL or its /stats URL
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// Narrow to one channel's hub figures.
-        #[arg(long)]
+        /// Also show this channel's figures: last id, messages and bytes
+        /// held, subscribers per transport
+        #[arg(verbatim_doc_comment, long)]
         channel: Option<String>,
-        /// Print the JSON instead of the table.
+        /// Print the JSON instead of the table
         #[arg(long)]
         json: bool,
     },
@@ -40,79 +47,122 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port (the printed line shows it).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on, host:port (host names are resolved);
+    /// port 0 picks a free port
+    #[arg(verbatim_doc_comment, long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     addr: SocketAddr,
-    /// Most open client connections; the excess is answered 503.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    /// Most open client connections;
+    /// the excess is answered 503
+    #[arg(verbatim_doc_comment, long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
-    /// Largest message in bytes (publish bodies over it get 413).
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    /// Largest message in bytes: a publish body over it gets 413,
+    /// a WebSocket message 1009
+    #[arg(verbatim_doc_comment, long, default_value_t = 64 * 1024, value_name = "BYTES")]
     max_message_size: usize,
-    /// Messages each channel keeps for resuming.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    /// Messages kept per channel for resuming
+    #[arg(verbatim_doc_comment, long, default_value_t = 1024, value_name = "N")]
     history_messages: usize,
-    /// Payload bytes each channel keeps for resuming.
-    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    /// Payload bytes kept per channel for resuming
+    #[arg(verbatim_doc_comment, long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     history_bytes: usize,
-    /// Payload bytes all channels keep together; past it the hub's oldest messages go first
-    /// (each channel keeps at least its newest).
-    #[arg(long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    /// Payload bytes all channels keep together; past it the
+    /// hub's oldest messages go first (each channel keeps its
+    /// newest)
+    #[arg(verbatim_doc_comment, long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
     history_total_bytes: usize,
-    /// Seconds a client has to send a complete request head (slowloris defence; 408 after).
-    #[arg(long, default_value_t = 10.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds a client has to send a complete request head
+    /// (slowloris defence; 408 after)
+    #[arg(verbatim_doc_comment, long, default_value_t = 10.0, value_parser = seconds,
+          value_name = "SECS")]
     head_timeout: f64,
-    /// Seconds an idle keep-alive connection stays open.
-    #[arg(long, default_value_t = 60.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds an idle keep-alive connection stays open
+    #[arg(verbatim_doc_comment, long, default_value_t = 60.0, value_parser = seconds,
+          value_name = "SECS")]
     idle_timeout: f64,
-    /// Seconds a long-poll waits when it gives no timeout= (answered 204 after).
-    #[arg(long, default_value_t = 30.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds a long-poll without timeout= waits before its 204;
+    /// at most --longpoll-max-timeout
+    #[arg(verbatim_doc_comment, long, default_value_t = 30.0, value_parser = seconds,
+          value_name = "SECS")]
     longpoll_timeout: f64,
-    /// Largest timeout= a long-poll may ask for, in seconds.
-    #[arg(long, default_value_t = 120.0, value_parser = seconds, value_name = "SECS")]
+    /// Largest timeout= a long-poll may ask for, in seconds
+    /// (a larger one is clamped to it)
+    #[arg(verbatim_doc_comment, long, default_value_t = 120.0, value_parser = seconds,
+          value_name = "SECS")]
     longpoll_max_timeout: f64,
-    /// Bytes queued for one connection before pipelined requests wait (HTTP) or a stream counts
-    /// as a slow consumer.
-    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    /// Bytes queued for one connection before its pipelined
+    /// requests wait (HTTP) or it counts as a slow consumer
+    /// (streams)
+    #[arg(verbatim_doc_comment, long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
-    /// Seconds in-flight responses get to drain on shutdown.
-    #[arg(long, default_value_t = 2.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds in-flight responses may drain on shutdown
+    #[arg(verbatim_doc_comment, long, default_value_t = 2.0, value_parser = seconds,
+          value_name = "SECS")]
     shutdown_grace: f64,
-    /// Seconds an SSE client waits before reconnecting (sent as `retry:`).
-    #[arg(long, default_value_t = 3.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds an SSE client waits before reconnecting
+    /// (sent as `retry:`)
+    #[arg(verbatim_doc_comment, long, default_value_t = 3.0, value_parser = seconds,
+          value_name = "SECS")]
     sse_retry: f64,
-    /// Seconds between heartbeat comments on an SSE stream (sent whether or not messages flow).
-    #[arg(long, default_value_t = 15.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds between heartbeat comments on an SSE stream
+    /// (sent whether or not messages flow)
+    #[arg(verbatim_doc_comment, long, default_value_t = 15.0, value_parser = seconds,
+          value_name = "SECS")]
     sse_heartbeat: f64,
-    /// Seconds between server pings on a WebSocket.
-    #[arg(long, default_value_t = 30.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds between server pings on a WebSocket
+    #[arg(verbatim_doc_comment, long, default_value_t = 30.0, value_parser = seconds,
+          value_name = "SECS")]
     ws_ping_interval: f64,
-    /// Seconds a WebSocket peer has to answer a ping before it is closed.
-    #[arg(long, default_value_t = 30.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds a WebSocket peer has to answer a ping
+    /// (closed with 1011 after)
+    #[arg(verbatim_doc_comment, long, default_value_t = 30.0, value_parser = seconds,
+          value_name = "SECS")]
     ws_pong_timeout: f64,
-    /// Seconds to wait for the peer's Close after sending ours.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds, value_name = "SECS")]
+    /// Seconds to wait for the peer's Close after ours
+    #[arg(verbatim_doc_comment, long, default_value_t = 5.0, value_parser = seconds,
+          value_name = "SECS")]
     ws_close_timeout: f64,
-    /// Do not run the built-in ticker that publishes to the `demo` channel once a second.
-    #[arg(long)]
+    /// Do not run the built-in ticker that publishes to the `demo`
+    /// channel once a second
+    #[arg(verbatim_doc_comment, long)]
     no_demo: bool,
-    /// Print every wire unit on stderr: `line` (one line each, the default), `tree` (field by
-    /// field) or `hex` (tree and hex dump).
-    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "line",
-          value_parser = ["line", "tree", "hex"])]
+    /// Print every wire unit on stderr: `line` (one line each, the
+    /// default), `tree` (field by field) or `hex` (tree and hex dump)
+    #[arg(verbatim_doc_comment, long, value_name = "MODE", num_args = 0..=1,
+          default_missing_value = "line", value_parser = ["line", "tree", "hex"],
+          hide_possible_values = true)]
     trace: Option<String>,
-    /// Append every wire unit to FILE as JSON Lines.
-    #[arg(long, value_name = "FILE")]
+    /// Append every wire unit to FILE as JSON Lines
+    #[arg(verbatim_doc_comment, long, value_name = "FILE")]
     trace_file: Option<std::path::PathBuf>,
-    /// Trace only some units: `transport=sse,ws`, `channel=news`, or both.
-    #[arg(long, value_name = "SPEC", value_parser = trace_filter)]
+    /// Trace only some units: `transport=sse,ws`, `channel=news`,
+    /// or both
+    #[arg(verbatim_doc_comment, long, value_name = "SPEC", value_parser = trace_filter)]
     trace_filter: Option<Filter>,
-    /// Payload bytes shown per traced unit.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    /// Payload bytes shown per traced unit
+    #[arg(verbatim_doc_comment, long, value_name = "BYTES", default_value_t = 64)]
     trace_preview: usize,
-    /// Only accept WebSocket upgrades from this Origin (repeatable; none = any origin).
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    /// Only accept WebSocket upgrades from this Origin
+    /// (repeatable; none = any origin)
+    #[arg(verbatim_doc_comment, long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+}
+
+/// `--addr`: an IP address and port, or a host name and port, resolved here (its first IPv4
+/// address, else its first).
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?} ({e}); give host:port, e.g. 127.0.0.1:8080"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
 fn trace_filter(s: &str) -> Result<Filter, String> {
@@ -127,7 +177,8 @@ fn seconds(s: &str) -> Result<f64, String> {
 }
 
 impl ServeArgs {
-    fn config(&self) -> Config {
+    /// The configuration, or why these flags can not run a server.
+    fn config(&self) -> Result<Config, String> {
         let mut c = Config {
             addr: self.addr,
             max_connections: self.max_connections,
@@ -160,7 +211,8 @@ impl ServeArgs {
         c.history.max_messages = self.history_messages.max(1);
         c.history.max_bytes = self.history_bytes;
         c.history.max_total_bytes = self.history_total_bytes;
-        c
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
     }
 }
 
@@ -170,9 +222,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Serve(args)) => serve(args.config()),
+        Some(Command::Serve(args)) => args.config().and_then(serve),
         Some(Command::Stats { url, channel, json }) => print_stats(&url, channel.as_deref(), json),
-        None => serve(cli.serve.config()),
+        None => cli.serve.config().and_then(serve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,36 +235,139 @@ fn main() -> ExitCode {
     }
 }
 
-/// Fetches `/stats` with one plain HTTP/1.1 request and prints it.
-fn print_stats(url: &str, channel: Option<&str>, json: bool) -> std::io::Result<()> {
-    use std::io::{Error, Read};
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| Error::other("only http:// URLs are supported"))?
-        .trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let query = channel.map_or(String::new(), |c| format!("?channel={c}"));
+/// Where `pushwire stats` sends its request.
+#[derive(Debug, PartialEq)]
+struct StatsTarget {
+    /// `host:port` (port 80 when the URL names none).
+    authority: String,
+    /// `/stats` (or `/prefix/stats`), with `?channel=…` when asked.
+    path: String,
+}
+
+impl StatsTarget {
+    /// Accepts the server's base URL (`http://127.0.0.1:8080`, `http://host/prefix/`) or the full
+    /// URL of its stats (`http://127.0.0.1:8080/stats`).
+    fn parse(url: &str, channel: Option<&str>) -> Result<StatsTarget, String> {
+        let rest = url
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            .map(|_| &url[7..])
+            .ok_or_else(|| format!("--url {url}: only http:// URLs are supported"))?;
+        let rest = rest.split('#').next().unwrap_or_default();
+        if rest.contains('?') {
+            return Err(format!(
+                "--url {url}: give the channel with --channel, not in the URL"
+            ));
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            return Err(format!("--url {url}: no host"));
+        }
+        // A port-less authority: `host` or `[v6]`, not `host:port` or `[v6]:port`.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| !host.starts_with('[') || host.ends_with(']'));
+        let authority = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let path = path.trim_end_matches('/');
+        let mut path = if path.ends_with("/stats") {
+            path.to_string()
+        } else {
+            format!("{path}/stats")
+        };
+        if let Some(c) = channel {
+            path.push_str("?channel=");
+            path.push_str(&percent_encode(c));
+        }
+        Ok(StatsTarget { authority, path })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}{}", self.authority, self.path)
+    }
+}
+
+/// Percent-encodes every byte but the unreserved ones (RFC 3986 §2.3), for a query value.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Fetches `/stats` with one plain HTTP/1.1 request and prints it. Every error names the URL.
+fn print_stats(url: &str, channel: Option<&str>, json: bool) -> Result<(), String> {
+    use std::io::Read;
+    let target = StatsTarget::parse(url, channel)?;
+    let url = target.url();
+    let addrs: Vec<SocketAddr> = target
+        .authority
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {} in {url}: {e}", target.authority))?
+        .collect();
+    let mut last_error = None;
+    let mut stream = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, Duration::from_secs(5)) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let Some(mut stream) = stream else {
+        let why = last_error.map_or("no address".to_string(), |e| e.to_string());
+        return Err(format!(
+            "cannot reach {url}: {why}; is the server running? (`cargo run --release` starts one \
+             on 127.0.0.1:8080; --url names another)"
+        ));
+    };
+    let io_error = |e: std::io::Error| format!("no answer from {url}: {e}");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(io_error)?;
     write!(
         stream,
-        "GET /stats{query} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )?;
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        target.path, target.authority
+    )
+    .map_err(io_error)?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    stream.read_to_end(&mut response).map_err(io_error)?;
     let body_start = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| Error::other("no HTTP response"))?
+        .ok_or_else(|| format!("no HTTP response from {url}"))?
         + 4;
-    if !response.starts_with(b"HTTP/1.1 200") {
-        let status = String::from_utf8_lossy(&response[..body_start.min(response.len())]);
-        return Err(Error::other(format!(
-            "unexpected answer: {}",
-            status.lines().next().unwrap_or("")
-        )));
+    let head = String::from_utf8_lossy(&response[..body_start]);
+    let body = String::from_utf8_lossy(&response[body_start..]);
+    let status_line = head.lines().next().unwrap_or_default();
+    if !status_line.starts_with("HTTP/1.1 200") {
+        let status = status_line
+            .split_once(' ')
+            .map_or(status_line, |(_, status)| status);
+        // The server's bodies repeat the status (`400 Bad Request: invalid channel name`).
+        let body = body.trim();
+        let body = body.strip_prefix(status).unwrap_or(body);
+        let body = body.trim_start_matches(':').trim();
+        let detail = if body.is_empty() {
+            String::new()
+        } else {
+            format!(": {body}")
+        };
+        return Err(format!("GET {url} answered {status}{detail}"));
     }
-    let stats: serde_json::Value = serde_json::from_slice(&response[body_start..])
-        .map_err(|e| Error::other(format!("/stats is not JSON: {e}")))?;
+    let stats: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("the answer of {url} is not JSON: {e}"))?;
     if json {
         println!("{stats:#}");
     } else {
@@ -221,13 +376,42 @@ fn print_stats(url: &str, channel: Option<&str>, json: bool) -> std::io::Result<
     Ok(())
 }
 
-fn serve(config: Config) -> std::io::Result<()> {
-    let server = Server::bind(config)?;
+/// The error of a failed start, with what the user can do about it.
+fn start_error(addr: SocketAddr, e: std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr}: the address is already in use (another pushwire?); \
+             pick another port with --addr, or --addr 127.0.0.1:0 for any free one"
+        ),
+        ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {addr}: no interface of this machine has that address ({e})")
+        }
+        ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr}: permission denied (ports below 1024 need privileges; \
+             try --addr 127.0.0.1:8080)"
+        ),
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    // Opened here first so that a bad path is reported as such (the server opens it again).
+    if let Some(path) = &config.trace.file {
+        std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open --trace-file {}: {e}", path.display()))?;
+    }
+    let addr = config.addr;
+    let server = Server::bind(config).map_err(|e| start_error(addr, e))?;
     let handle = server.shutdown_handle();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
-    ])?;
+    ])
+    .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             handle.shutdown();
@@ -235,10 +419,66 @@ fn serve(config: Config) -> std::io::Result<()> {
     });
     // Tests and tools read this line to learn the port.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "pushwire listening on http://{}", server.local_addr())?;
-    out.flush()?;
+    writeln!(out, "pushwire listening on http://{}", server.local_addr())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))?;
     drop(out);
-    server.run()?;
+    let local = server.local_addr();
+    server
+        .run()
+        .map_err(|e| format!("the server on {local} failed: {e}"))?;
     log::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str, channel: Option<&str>) -> (String, String) {
+        let t = StatsTarget::parse(url, channel).unwrap();
+        (t.authority, t.path)
+    }
+
+    #[test]
+    fn stats_urls_may_be_a_base_or_the_stats_url_itself() {
+        let want = ("127.0.0.1:8080".to_string(), "/stats".to_string());
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "http://127.0.0.1:8080/stats",
+            "http://127.0.0.1:8080/stats/",
+            "HTTP://127.0.0.1:8080/stats#x",
+        ] {
+            assert_eq!(target(url, None), want, "{url}");
+        }
+        assert_eq!(
+            target("http://localhost/push/", Some("news")),
+            ("localhost:80".into(), "/push/stats?channel=news".into())
+        );
+        assert_eq!(
+            target("http://[::1]:9000", Some("bad! c")),
+            ("[::1]:9000".into(), "/stats?channel=bad%21%20c".into())
+        );
+        assert_eq!(target("http://[::1]", None).0, "[::1]:80");
+        for bad in [
+            "127.0.0.1:8080",
+            "https://x",
+            "http:///stats",
+            "http://x/stats?channel=a",
+        ] {
+            let e = StatsTarget::parse(bad, None).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_may_name_a_host() {
+        assert_eq!(
+            listen_addr("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert!(listen_addr("localhost:8080").unwrap().ip().is_loopback());
+        assert!(listen_addr("localhost").unwrap_err().contains("host:port"));
+    }
 }

@@ -361,6 +361,18 @@ fn a_frame_head_cut_short_does_not_stall_the_server() {
     // One byte of a head: the server must wait for the rest without spinning.
     ws.send(&[0x81]);
     assert_still_serving(&server);
+    // Waiting for the rest costs no CPU: over a second, a few milliseconds at most (a server
+    // that retried the partial head in a loop would burn most of a core).
+    let before = server.cpu_time();
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = server.cpu_time() - before;
+    assert!(
+        used <= Duration::from_millis(100),
+        "the server used {used:?} of CPU in {:?} while waiting",
+        window.elapsed()
+    );
+    assert_still_serving(&server);
     ws.send(&masked(true, 0x1, b"rest")[1..]);
     assert_eq!(ws.text(), "rest");
 }

@@ -452,6 +452,79 @@ fn section_6_utf8() {
     run(&server(), cases);
 }
 
+/// Autobahn 6.4: fail fast. The invalid bytes arrive in a fragment (or a part of a frame) that is
+/// not the last, and the close 1007 must arrive while the rest of the message is still unsent: the
+/// client reads the close before it sends the final part, which the server then never answers.
+#[test]
+fn section_6_4_fail_fast_before_the_message_ends() {
+    let server = server();
+    let kosme = "κόσμε".as_bytes();
+    let invalid = [0xf4, 0x90, 0x80, 0x80];
+    let whole_frame = |payload: &[u8]| f(true, TEXT, payload);
+    let with = |parts: &[&[u8]]| parts.concat();
+    // (name, writes before the close is expected, writes after it)
+    let cases: Vec<(&str, Vec<Vec<u8>>, Vec<Vec<u8>>)> = vec![
+        (
+            "6.4.1 invalid middle fragment",
+            vec![f(false, TEXT, kosme), f(false, CONT, &invalid)],
+            vec![f(true, CONT, b"edited")],
+        ),
+        (
+            "6.4.1 invalid third of four fragments",
+            vec![
+                f(false, TEXT, kosme),
+                f(false, CONT, b"-"),
+                f(false, CONT, &invalid),
+            ],
+            vec![f(true, CONT, b"edited")],
+        ),
+        (
+            "6.4.2 invalid sequence split across fragments",
+            vec![
+                f(false, TEXT, &with(&[kosme, &invalid[..1]])),
+                f(false, CONT, &invalid[1..2]),
+            ],
+            vec![f(true, CONT, &with(&[&invalid[2..], b"edited"]))],
+        ),
+        {
+            // One frame announcing the whole message; its payload sent up to the invalid bytes.
+            let frame = whole_frame(&with(&[kosme, &invalid, b"edited"]));
+            let cut = 6 + kosme.len() + invalid.len();
+            (
+                "6.4.3 invalid bytes mid-frame",
+                vec![frame[..cut].to_vec()],
+                vec![frame[cut..].to_vec()],
+            )
+        },
+        {
+            let frame = whole_frame(&with(&[kosme, &invalid, b"edited"]));
+            let at = 6 + kosme.len();
+            (
+                "6.4.4 invalid sequence mid-frame, one byte per write",
+                vec![frame[..at + 1].to_vec(), frame[at + 1..at + 2].to_vec()],
+                vec![frame[at + 2..].to_vec()],
+            )
+        },
+    ];
+    for (name, before, after) in cases {
+        eprintln!("case {name}");
+        let mut ws = RawWs::open(&server, "/echo");
+        for w in &before {
+            ws.send(w);
+        }
+        // The close comes while the message is unfinished (a read timeout fails the case).
+        let got = ws.read_frame();
+        assert_eq!(got.opcode, CLOSE, "{name}: {got:?}");
+        assert_eq!(&got.payload[..2], &1007u16.to_be_bytes(), "{name}: {got:?}");
+        for w in &after {
+            if ws.client.try_send(w).is_err() {
+                break;
+            }
+        }
+        ws.client.assert_closed();
+    }
+}
+
 #[test]
 fn section_7_close_handling() {
     let close = |code: u16, reason: &[u8]| f(true, CLOSE, &close_payload(code, reason));

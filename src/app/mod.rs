@@ -43,6 +43,9 @@ pub(crate) enum Effect {
     Drop(Transport),
     /// The first trace sink appeared: connections get dissectors.
     TracingStarted,
+    /// `GET /stats`: the ledger, and the named channel's subscribers by transport, which only
+    /// the driver's connection table knows.
+    Stats(Option<Box<str>>),
 }
 
 /// What delivering a message to one subscriber came to.
@@ -274,6 +277,10 @@ impl App {
     ) -> Option<Effect> {
         match route {
             Route::Publish { channel } => {
+                if body.is_empty() {
+                    self.refuse(conn, RouteError::EmptyMessage.into(), false);
+                    return None;
+                }
                 let Ok(text) = String::from_utf8(body) else {
                     self.refuse(conn, RouteError::BodyNotUtf8.into(), false);
                     return None;
@@ -322,11 +329,7 @@ impl App {
                 &[("Cache-Control", "no-cache")],
                 Content::Static(INDEX_HTML),
             ),
-            Route::Stats { channel } => {
-                let json = self.stats_json(channel.as_deref());
-                let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
-                self.respond_json(conn, json, Category::Other, &extra);
-            }
+            Route::Stats { channel } => return Some(Effect::Stats(channel)),
             Route::Drop { transport } => return Some(Effect::Drop(transport)),
             Route::Trace => return self.start_trace_feed(key, conn),
             // Upgrades are answered as soon as their head is read (`on_head`).
@@ -356,6 +359,12 @@ impl App {
         h.core
             .respond(response, self.date.value(), self.now, &mut conn.output);
         self.ledger.count(conn.transport, Counter::Responses, 1);
+    }
+
+    /// Answers `GET /stats` with the document the driver had [`App::stats_json`] write.
+    pub(crate) fn respond_stats(&mut self, conn: &mut Client, json: String) {
+        let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
+        self.respond_json(conn, json, Category::Other, &extra);
     }
 
     /// A 200 with a small JSON document made for this answer, all of `category`.

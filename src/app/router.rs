@@ -133,7 +133,7 @@ impl fmt::Display for RouteError {
                 f.write_str("transports are poll, longpoll, sse and ws")
             }
             RouteError::BadChannelName => {
-                f.write_str("channel names are 1-64 characters of [A-Za-z0-9_.-]")
+                f.write_str("invalid channel name: 1-64 characters of [A-Za-z0-9_.-]")
             }
             RouteError::BadQuery(e) => write!(f, "{e}"),
             RouteError::BadLastEventId => {

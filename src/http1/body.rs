@@ -106,13 +106,19 @@ impl BodyDecoder {
                     .map_err(RequestError::BadChunkedBody)?;
                 // A chunk announcing more than the limit allows is refused before its data comes.
                 if (body.len() as u64).saturating_add(d.announced_remaining()) > max_len as u64 {
-                    return Err(RequestError::BodyTooLarge);
+                    return Err(RequestError::BodyTooLarge {
+                        announced: None,
+                        max: max_len,
+                    });
                 }
                 n
             }
         };
         if body.len() > max_len {
-            return Err(RequestError::BodyTooLarge);
+            return Err(RequestError::BodyTooLarge {
+                announced: None,
+                max: max_len,
+            });
         }
         Ok(consumed)
     }
@@ -181,7 +187,10 @@ mod tests {
         assert_eq!(d.decode(&[1; 10], &mut body, 16), Ok(10));
         assert_eq!(
             d.decode(&[1; 10], &mut body, 16),
-            Err(RequestError::BodyTooLarge)
+            Err(RequestError::BodyTooLarge {
+                announced: None,
+                max: 16
+            })
         );
     }
 
@@ -191,7 +200,10 @@ mod tests {
         let mut body = vec![];
         assert_eq!(
             d.decode(b"100000\r\nabc", &mut body, 1000),
-            Err(RequestError::BodyTooLarge)
+            Err(RequestError::BodyTooLarge {
+                announced: None,
+                max: 1000
+            })
         );
     }
 

@@ -133,8 +133,13 @@ impl BodyPlan {
             Some(v) if v.eq_ignore_ascii_case(b"100-continue") => true,
             Some(_) => return Err(RequestError::UnsupportedExpectation),
         };
-        if matches!(framing, BodyFraming::Length(n) if n > max_body as u64) {
-            return Err(RequestError::BodyTooLarge);
+        if let BodyFraming::Length(n) = framing
+            && n > max_body as u64
+        {
+            return Err(RequestError::BodyTooLarge {
+                announced: Some(n),
+                max: max_body,
+            });
         }
         Ok(BodyPlan {
             decoder: BodyDecoder::new(framing),

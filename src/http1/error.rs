@@ -31,8 +31,9 @@ pub enum RequestError {
     TransferEncodingInHttp10,
     /// A transfer coding other than `chunked` (RFC 9112 §6.1) → 501.
     UnsupportedTransferCoding,
-    /// The body is larger than the maximum message size → 413.
-    BodyTooLarge,
+    /// The body is larger than the maximum message size → 413. `announced` is the
+    /// Content-Length, when the head said it; a chunked body is refused when it passes `max`.
+    BodyTooLarge { announced: Option<u64>, max: usize },
     /// The chunked body is not valid (RFC 9112 §7.1) → 400.
     BadChunkedBody(ChunkedError),
     /// An `Expect` value other than `100-continue` (RFC 9110 §10.1.1) → 417.
@@ -54,7 +55,7 @@ impl RequestError {
             RequestError::HeadTooLarge | RequestError::TooManyHeaders => 431,
             RequestError::UnsupportedVersion => 505,
             RequestError::UnsupportedTransferCoding => 501,
-            RequestError::BodyTooLarge => 413,
+            RequestError::BodyTooLarge { .. } => 413,
             RequestError::UnsupportedExpectation => 417,
         }
     }
@@ -78,7 +79,20 @@ impl fmt::Display for RequestError {
                 f.write_str("transfer-encoding in an http/1.0 request")
             }
             RequestError::UnsupportedTransferCoding => f.write_str("unsupported transfer coding"),
-            RequestError::BodyTooLarge => f.write_str("body larger than the maximum message size"),
+            RequestError::BodyTooLarge {
+                announced: Some(n),
+                max,
+            } => write!(
+                f,
+                "body of {n} bytes exceeds the maximum message size of {max} bytes (--max-message-size)"
+            ),
+            RequestError::BodyTooLarge {
+                announced: None,
+                max,
+            } => write!(
+                f,
+                "body passed the maximum message size of {max} bytes (--max-message-size)"
+            ),
             RequestError::BadChunkedBody(e) => write!(f, "invalid chunked body: {e}"),
             RequestError::UnsupportedExpectation => f.write_str("unsupported expectation"),
         }

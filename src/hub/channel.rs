@@ -131,4 +131,8 @@ impl<C: Default> Channel<C> {
     pub(super) fn subscriber_count(&self) -> usize {
         self.subscribers.len()
     }
+
+    pub(super) fn subscribers(&self) -> impl Iterator<Item = (SubscriberId, Subscription)> + '_ {
+        self.subscribers.iter().map(|(&who, &how)| (who, how))
+    }
 }

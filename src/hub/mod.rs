@@ -211,6 +211,24 @@ impl<C: Default> Hub<C> {
             .get(channel)
             .map_or(0, |c| c.subscriber_count())
     }
+
+    /// Messages and payload bytes `channel`'s history holds (zeros for an unknown channel).
+    pub fn held(&self, channel: &str) -> (usize, usize) {
+        self.channels
+            .get(channel)
+            .map_or((0, 0), |c| (c.held(), c.history_bytes()))
+    }
+
+    /// Every subscriber of `channel`, in no particular order.
+    pub fn subscribers(
+        &self,
+        channel: &str,
+    ) -> impl Iterator<Item = (SubscriberId, Subscription)> + '_ {
+        self.channels
+            .get(channel)
+            .into_iter()
+            .flat_map(|c| c.subscribers())
+    }
 }
 
 #[cfg(test)]
@@ -323,6 +341,22 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(h.subscriber_count("a"), 0);
+    }
+
+    #[test]
+    fn reports_what_a_channel_holds_and_who_listens() {
+        let mut h = hub(2, 1000);
+        assert_eq!(h.held("a"), (0, 0));
+        assert_eq!(h.subscribers("a").count(), 0);
+        for data in ["abc", "de", "f"] {
+            h.publish("a", data.into(), Instant::now());
+        }
+        assert_eq!(h.held("a"), (2, 3));
+        h.subscribe("a", 7, Subscription::Stream);
+        h.subscribe("a", 8, Subscription::Once);
+        let mut subs: Vec<_> = h.subscribers("a").collect();
+        subs.sort_by_key(|s| s.0);
+        assert_eq!(subs, [(7, Subscription::Stream), (8, Subscription::Once)]);
     }
 
     #[test]

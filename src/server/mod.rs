@@ -439,6 +439,14 @@ impl Server {
                 }
             }
             Effect::TracingStarted => self.attach_dissectors(),
+            Effect::Stats(channel) => {
+                let conns = &self.conns;
+                let transport_of = |k: usize| conns.get(k).map(|c| c.client.transport);
+                let json = self.app.stats_json(channel.as_deref(), &transport_of);
+                if let Some(conn) = self.conns.get_mut(key) {
+                    self.app.respond_stats(&mut conn.client, json);
+                }
+            }
         }
     }
 

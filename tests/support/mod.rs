@@ -68,6 +68,19 @@ impl TestServer {
         self.child.id()
     }
 
+    /// CPU time this server process has used so far, user and system, from `/proc/<pid>/stat`
+    /// (fields 14 and 15, in the kernel's USER_HZ ticks: 100 per second on Linux).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/<pid>/stat");
+        // The command name (field 2) is in parentheses and may hold spaces: count after it.
+        let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        // fields[0] is field 3 (state), so utime (14) and stime (15) are fields[11] and [12].
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Sends a signal (`INT`, `TERM`, …) to this server's process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
