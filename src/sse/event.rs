@@ -526,7 +526,7 @@ mod tests {
     fn lines_are_never_empty_and_retry_takes_digits_only() {
         let view = EventView::new(b"retry: 3000\nretry: 30x\nretry:\ndata: a\n\n");
         let lines: Vec<Line> = view.lines().collect();
-        assert!(lines.iter().all(|l| !l.is_empty() && l.len() > 0));
+        assert!(lines.iter().all(|l| !l.is_empty()));
         let checks: Vec<_> = lines.iter().map(Line::check).collect();
         assert_eq!(
             checks,
