@@ -403,6 +403,123 @@ mod tests {
         assert!(q.is_empty());
     }
 
+    /// A sink that takes everything and remembers how many non-empty slices each call had.
+    #[derive(Default)]
+    struct Counting {
+        out: Vec<u8>,
+        slices: Vec<usize>,
+    }
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.slices
+                .push(bufs.iter().filter(|b| !b.is_empty()).count());
+            let before = self.out.len();
+            for b in bufs {
+                self.out.extend_from_slice(b);
+            }
+            Ok(self.out.len() - before)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Writes the whole queue in one call; returns the bytes and the slices used.
+    fn write_once(mut q: OutQueue) -> (Vec<u8>, usize, WriteReport) {
+        let mut sink = Counting::default();
+        let mut report = WriteReport::default();
+        let len = q.len();
+        assert_eq!(q.write_to(&mut sink, &mut report).unwrap(), len);
+        assert!(q.is_empty());
+        (sink.out, sink.slices[0], report)
+    }
+
+    #[test]
+    fn small_owned_pieces_share_one_slice() {
+        let mut q = OutQueue::new();
+        q.push_bytes(b"ab", Category::ResponseHead);
+        q.push_bytes(b"cd", Category::JsonEnvelope);
+        q.push(
+            Segment::Owned(b"ef".to_vec()),
+            Layout::uniform(Category::Other, 2),
+        );
+        assert_eq!(q.len(), 6);
+        let (out, slices, report) = write_once(q);
+        assert_eq!((out.as_slice(), slices), (&b"abcdef"[..], 1));
+        assert_eq!(report.syscalls, 1);
+        assert_eq!(report.by_category[Category::JsonEnvelope.index()], 2);
+        assert_eq!(report.by_category[Category::Other.index()], 2);
+    }
+
+    #[test]
+    fn pieces_of_the_coalescing_limit_get_their_own_slice() {
+        // Appending stops once the last piece has reached the limit.
+        let mut q = OutQueue::new();
+        q.push_bytes(&[b'a'; COALESCE_LIMIT], Category::Other);
+        q.push_bytes(b"b", Category::Other);
+        assert_eq!(q.len(), COALESCE_LIMIT + 1);
+        assert_eq!(write_once(q).1, 2);
+        // A large owned segment is queued as it is, not appended to a small one.
+        let mut q = OutQueue::new();
+        q.push_bytes(b"ab", Category::ResponseHead);
+        q.push(
+            Segment::Owned(vec![b'c'; COALESCE_LIMIT]),
+            Layout::uniform(Category::Other, COALESCE_LIMIT),
+        );
+        assert_eq!(write_once(q).1, 2);
+    }
+
+    #[test]
+    fn static_segments_are_queued() {
+        let mut q = OutQueue::new();
+        q.push(
+            Segment::Static(b"static"),
+            Layout::uniform(Category::Other, 6),
+        );
+        assert_eq!(q.len(), 6);
+        assert_eq!(write_once(q).0, b"static");
+    }
+
+    #[test]
+    fn empty_segments_and_deliveries_are_not_queued() {
+        assert!(Segment::Owned(Vec::new()).is_empty());
+        assert!(!Segment::Static(b"x").is_empty());
+        let mut q = OutQueue::new();
+        let empty = SharedUnit::new(Vec::new(), Layout::from_runs(&[]));
+        q.push_delivery(&empty, Instant::now());
+        assert!(q.is_empty());
+        q.push_bytes(b"x", Category::Other);
+        let (_, _, report) = write_once(q);
+        assert!(
+            report.delivered.is_empty(),
+            "an empty unit delivers nothing"
+        );
+    }
+
+    #[test]
+    fn the_tap_copies_exactly_what_was_written() {
+        let expected = b"head;SHARED-PAYLOAD;SHARED-PAYLOAD;tail";
+        for limit in 1..=expected.len() {
+            let mut q = filled_queue(Instant::now());
+            let mut sink = Trickle { out: vec![], limit };
+            let mut report = WriteReport {
+                tap: Some(Vec::new()),
+                ..WriteReport::default()
+            };
+            let mut calls = 0;
+            while !q.is_empty() {
+                q.write_to(&mut sink, &mut report).unwrap();
+                calls += 1;
+                assert_eq!(report.tap.as_deref(), Some(&sink.out[..]), "limit {limit}");
+            }
+            assert_eq!(report.syscalls, calls);
+        }
+    }
+
     #[test]
     fn shared_segments_are_not_copied() {
         let shared = SharedUnit::new(

@@ -180,7 +180,7 @@ fn per_message_cost_of_each_transport() {
         ("response_head", 133.0),
         ("json_envelope", 43.0 + 2.0 * id_digits),
     ];
-    let expected: [(&str, &str, Vec<(&str, f64)>); 6] = [
+    let expected = [
         ("poll", "bytes_out", http_out.to_vec()),
         ("longpoll", "bytes_out", http_out.to_vec()),
         (

@@ -452,6 +452,9 @@ fn section_6_utf8() {
     run(&server(), cases);
 }
 
+/// A fail-fast case: its name, the writes before the close must arrive, the writes after it.
+type FailFastCase = (&'static str, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// Autobahn 6.4: fail fast. The invalid bytes arrive in a fragment (or a part of a frame) that is
 /// not the last, and the close 1007 must arrive while the rest of the message is still unsent: the
 /// client reads the close before it sends the final part, which the server then never answers.
@@ -462,8 +465,7 @@ fn section_6_4_fail_fast_before_the_message_ends() {
     let invalid = [0xf4, 0x90, 0x80, 0x80];
     let whole_frame = |payload: &[u8]| f(true, TEXT, payload);
     let with = |parts: &[&[u8]]| parts.concat();
-    // (name, writes before the close is expected, writes after it)
-    let cases: Vec<(&str, Vec<Vec<u8>>, Vec<Vec<u8>>)> = vec![
+    let cases: Vec<FailFastCase> = vec![
         (
             "6.4.1 invalid middle fragment",
             vec![f(false, TEXT, kosme), f(false, CONT, &invalid)],

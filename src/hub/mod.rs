@@ -408,4 +408,69 @@ mod tests {
         );
         assert_eq!((h.held_messages, h.total_bytes), (2, 2));
     }
+
+    #[test]
+    fn budgets_are_inclusive_and_evictions_are_counted() {
+        // Exactly at the hub-wide budget nothing goes.
+        let mut h = Hub::new(HistoryLimits {
+            max_messages: 100,
+            max_bytes: 1000,
+            max_total_bytes: 8,
+        });
+        h.publish("a", "aaaa".into(), Instant::now());
+        h.publish("a", "aaaa".into(), Instant::now());
+        assert_eq!(ids(&h.since("a", 0)), [1, 2]);
+        // One byte over: the oldest goes, and the hub's counts follow.
+        h.publish("b", "b".into(), Instant::now());
+        assert_eq!(ids(&h.since("a", 0)), [2]);
+        assert_eq!((h.held_messages, h.total_bytes), (2, 5));
+        // Exactly at a channel's byte budget nothing goes either.
+        let mut h = hub(100, 6);
+        h.publish("c", "abc".into(), Instant::now());
+        h.publish("c", "def".into(), Instant::now());
+        assert_eq!(h.held("c"), (2, 6));
+    }
+
+    #[test]
+    fn the_eviction_line_is_swept_exactly_past_its_bound() {
+        // Ten held messages: the line may hold 2 × 10 + 1024 entries, stale ones included, and is
+        // swept back to the live ones on the first publish past that.
+        let mut h = hub(10, 1000);
+        let mut longest = 0;
+        for i in 0..3000 {
+            h.publish("a", "x".into(), Instant::now());
+            longest = longest.max(h.publish_order.len());
+            if i == 19 {
+                assert_eq!(h.publish_order.len(), 20, "no sweep below the bound");
+            }
+        }
+        assert_eq!(longest, 2 * 10 + 1024);
+        h.publish_order.clear();
+        for _ in 0..(2 * 10 + 1024 + 1) {
+            h.publish("a", "x".into(), Instant::now());
+        }
+        assert_eq!(h.publish_order.len(), 10, "swept to the held messages");
+    }
+
+    #[test]
+    fn counts_channels_and_subscribers() {
+        let mut h = hub(10, 1000);
+        h.publish("a", "x".into(), Instant::now());
+        h.publish("b", "x".into(), Instant::now());
+        h.subscribe("a", 1, Subscription::Stream);
+        h.subscribe("a", 2, Subscription::Once);
+        assert_eq!(h.channel_count(), 2);
+        assert_eq!(h.subscriber_count("a"), 2);
+        assert_eq!(h.subscriber_count("b"), 0);
+    }
+
+    #[test]
+    fn messages_debug_as_id_and_data() {
+        let m = Message::new(7, "hello".into(), Instant::now());
+        let shown = format!("{m:?}");
+        assert!(
+            shown.starts_with("Message { id: 7, data: \"hello\""),
+            "{shown}"
+        );
+    }
 }

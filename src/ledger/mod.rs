@@ -366,6 +366,65 @@ mod tests {
     }
 
     #[test]
+    fn categories_have_their_report_names() {
+        let names: Vec<&str> = Category::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "request_head",
+                "response_head",
+                "chunk_framing",
+                "sse_fields",
+                "json_envelope",
+                "ws_frame_header",
+                "ws_mask_key",
+                "ws_handshake",
+                "control_frames",
+                "heartbeats",
+                "payload",
+                "other"
+            ]
+        );
+        for (i, c) in Category::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
+
+    #[test]
+    fn layout_is_empty_only_without_bytes() {
+        assert!(Layout::from_runs(&[]).is_empty());
+        assert!(Layout::uniform(Category::Payload, 0).is_empty());
+        assert!(!Layout::uniform(Category::Payload, 3).is_empty());
+    }
+
+    #[test]
+    fn layout_attribution_skips_runs_outside_the_range() {
+        let l = Layout::from_runs(&[(Category::ChunkFraming, 3), (Category::Payload, 3)]);
+        let mut got = vec![];
+        l.attribute(3, 3, |c, n| got.push((c, n)));
+        assert_eq!(got, [(Category::Payload, 3)]);
+        got.clear();
+        l.attribute(0, 3, |c, n| got.push((c, n)));
+        assert_eq!(got, [(Category::ChunkFraming, 3)]);
+    }
+
+    #[test]
+    fn ledger_adds_inbound_bytes_and_latencies() {
+        let mut ledger = Ledger::new();
+        ledger.inbound(Transport::Ws, Category::Payload, 5);
+        ledger.inbound(Transport::Ws, Category::Payload, 7);
+        ledger.inbound(Transport::Untracked, Category::Payload, 100);
+        ledger.latency(Transport::Ws, 120);
+        ledger.latency(Transport::Untracked, 5);
+        let ws = ledger.get(Transport::Ws).unwrap();
+        assert_eq!(ws.bytes_in[Category::Payload.index()], 12);
+        assert_eq!(ws.total_in(), 12);
+        assert_eq!(ws.total_out(), 0);
+        assert_eq!(ws.latency().count, 1);
+        assert_eq!(ws.latency().max, 120);
+    }
+
+    #[test]
     fn ledger_adds_per_transport() {
         let mut ledger = Ledger::new();
         ledger.outbound(Transport::Sse, Category::Payload, 5);

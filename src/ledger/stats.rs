@@ -149,3 +149,33 @@ impl TransportStats {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_derives_costs_per_message_from_both_directions() {
+        let mut s = TransportStats::default();
+        s.bytes_out[Category::Payload.index()] = 30;
+        s.bytes_out[Category::JsonEnvelope.index()] = 10;
+        s.bytes_in[Category::RequestHead.index()] = 50;
+        s.bytes_in[Category::Payload.index()] = 10;
+        s.add(Counter::Messages, 2);
+        s.add(Counter::Requests, 2);
+        let j = s.to_json();
+        assert_eq!(j["total_out"], 40);
+        assert_eq!(j["total_in"], 60);
+        let d = &j["derived"];
+        // (30 + 10) payload bytes of 100 that crossed the socket.
+        assert_eq!(d["payload_efficiency"], 0.4);
+        assert_eq!(d["bytes_per_message_out"], 20.0);
+        assert_eq!(d["overhead_per_message_out"], 5.0);
+        assert_eq!(d["overhead_per_message_in"], 25.0);
+        assert_eq!(d["requests_per_message"], 1.0);
+        assert_eq!(
+            TransportStats::default().to_json()["derived"]["payload_efficiency"],
+            Value::Null
+        );
+    }
+}

@@ -222,6 +222,50 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_plain_digits_and_errors_say_what_is_wanted() {
+        assert_eq!(parse_id("42"), Some(42));
+        for bad in ["+5", "", " 5", "5 "] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            QueryError::BadSince.to_string(),
+            "since must be a non-negative integer"
+        );
+        assert_eq!(
+            QueryError::BadTimeout.to_string(),
+            "timeout must be a positive number of seconds"
+        );
+    }
+
+    #[test]
+    fn news_is_a_message_a_gap_or_a_reset() {
+        let nothing = Backlog {
+            last_id: 3,
+            messages: Vec::new(),
+            gap: None,
+            reset: false,
+        };
+        assert!(!has_news(&nothing));
+        let message = Arc::new(Message::new(4, "m".into(), std::time::Instant::now()));
+        for news in [
+            Backlog {
+                messages: vec![message],
+                ..nothing.clone()
+            },
+            Backlog {
+                gap: Some(Gap { from: 1, to: 2 }),
+                ..nothing.clone()
+            },
+            Backlog {
+                reset: true,
+                ..nothing.clone()
+            },
+        ] {
+            assert!(has_news(&news), "{news:?}");
+        }
+    }
+
+    #[test]
     fn encodes_messages_json_escaped() {
         let m: Message = Message::new(7, "say \"hi\"\n\u{1}é".into(), std::time::Instant::now());
         let unit = encode_message_json(&m);

@@ -523,6 +523,46 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_never_empty_and_retry_takes_digits_only() {
+        let view = EventView::new(b"retry: 3000\nretry: 30x\nretry:\ndata: a\n\n");
+        let lines: Vec<Line> = view.lines().collect();
+        assert!(lines.iter().all(|l| !l.is_empty()));
+        let checks: Vec<_> = lines.iter().map(Line::check).collect();
+        assert_eq!(
+            checks,
+            [
+                Ok(()),
+                Err(Error::RetryNotDigits),
+                Err(Error::RetryNotDigits),
+                Ok(()),
+                Ok(())
+            ]
+        );
+        let nothing = Line {
+            offset: 0,
+            content: b"",
+            terminator: b"",
+        };
+        assert!(nothing.is_empty());
+    }
+
+    #[test]
+    fn a_view_counts_data_lines_comments_and_blocks() {
+        let one = EventView::new(b"id: 1\ndata: a\n\n").to_string();
+        assert!(
+            one.starts_with("SSE id=\"1\" data=1 line, 15 bytes"),
+            "{one}"
+        );
+        let many = EventView::new(b": c\ndata: a\ndata: b\n\n: d\n\n").to_string();
+        assert!(
+            many.starts_with("SSE data=2 lines comments=2 blocks=2, "),
+            "{many}"
+        );
+        let comment = EventView::new(b": hb\n").to_string();
+        assert!(comment.starts_with("SSE comments=1, 5 bytes"), "{comment}");
+    }
+
+    #[test]
     fn encodes_event_with_type_id_and_data() {
         assert_eq!(
             encode(Some(12), Some("tick"), "hello"),

@@ -311,6 +311,20 @@ mod tests {
     use super::super::tests::decode_all_ways;
     use super::*;
 
+    #[test]
+    fn buffered_len_counts_the_partial_line_data_and_type() {
+        let mut parser = Parser::new();
+        assert!(parser.feed(b"data: abc\n").is_empty());
+        let data = parser.buffered_len();
+        assert!(data >= 3, "{data}");
+        assert!(parser.feed(b"event: xy\n").is_empty());
+        assert_eq!(parser.buffered_len(), data + 2);
+        assert!(parser.feed(b"da").is_empty());
+        assert_eq!(parser.buffered_len(), data + 4);
+        assert_eq!(parser.feed(b"ta: d\n\n").len(), 1);
+        assert_eq!(parser.buffered_len(), 0);
+    }
+
     fn event(event_type: &str, data: &str, last_event_id: &str) -> Event {
         Event {
             event_type: event_type.into(),
