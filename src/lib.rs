@@ -16,6 +16,7 @@
 //!
 //! Dependencies point downward: protocol modules use `std`, `httparse` and the hub's message type;
 //! the hub uses nothing else in the crate; nothing depends on `server`.
+pub mod client;
 pub mod config;
 pub mod delivery;
 pub mod fuzzing;
