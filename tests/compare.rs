@@ -49,7 +49,10 @@ fn compare_json_agrees_with_the_server_ledger() {
         let c = &col["counters"];
         assert_eq!(c["bytes_in"], ledger["total_out"], "{name}: bytes down");
         assert_eq!(c["bytes_out"], ledger["total_in"], "{name}: bytes up");
-        assert_eq!(c["payload_in"], ledger["bytes_out"]["payload"], "{name}: payload");
+        assert_eq!(
+            c["payload_in"], ledger["bytes_out"]["payload"],
+            "{name}: payload"
+        );
         assert_eq!(c["messages"], ledger["messages"], "{name}: deliveries");
         assert_eq!(col["lost"], 0, "{name}: {col}");
         assert_eq!(col["duplicated"], 0, "{name}: {col}");
@@ -66,7 +69,12 @@ fn compare_json_agrees_with_the_server_ledger() {
     let ws = &columns[3];
     assert!(ws["handshake_up"].as_f64().unwrap() > 100.0, "{ws}");
     let claims = report["claims"].as_array().unwrap();
-    assert!(claims.iter().any(|c| c["verdict"].as_str().unwrap().contains("HTTP/1.1 GET with Upgrade")));
+    assert!(claims.iter().any(|c| {
+        c["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP/1.1 GET with Upgrade")
+    }));
 }
 
 #[test]
@@ -77,12 +85,25 @@ fn compare_with_its_own_server_prints_every_format() {
     let url = format!("http://{}", server.addr);
     for format in ["table", "markdown", "csv"] {
         let out = Command::new(env!("CARGO_BIN_EXE_pushwire"))
-            .args(["compare", "--url", &url, "--subscribers", "1", "--messages", "4", "--rate", "200"])
+            .args([
+                "compare",
+                "--url",
+                &url,
+                "--subscribers",
+                "1",
+                "--messages",
+                "4",
+                "--rate",
+                "200",
+            ])
             .args(["--poll-interval", "0.05", "--format", format])
             .output()
             .unwrap();
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("longpoll") && text.contains("requests"), "{format}: {text}");
+        assert!(
+            text.contains("longpoll") && text.contains("requests"),
+            "{format}: {text}"
+        );
     }
 }
