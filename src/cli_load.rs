@@ -21,9 +21,9 @@ pub struct LoadArgs {
     /// Channels the subscribers spread over.
     #[arg(long, default_value_t = 1)]
     channels: usize,
-    /// Channel names are PREFIX0, PREFIX1, …
-    #[arg(long, default_value = "load")]
-    channel_prefix: String,
+    /// Channel names are PREFIX0, PREFIX1, … (default: `load-PID-TIME-`, new channels each run).
+    #[arg(long)]
+    channel_prefix: Option<String>,
     /// Messages per second on each channel (0: connections only, for idle cost).
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
@@ -68,7 +68,12 @@ pub fn run(args: &LoadArgs) -> std::io::Result<()> {
         sub_urls,
         subscribers: args.subscribers,
         channels: args.channels.max(1),
-        channel_prefix: args.channel_prefix.clone(),
+        channel_prefix: args.channel_prefix.clone().unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!("load-{}-{t}-", std::process::id())
+        }),
         rate: args.rate.max(0.0),
         payload: args.payload,
         duration: Duration::from_secs_f64(args.duration.max(0.0)),

@@ -352,6 +352,8 @@ impl Driver {
                 }
             };
             conn.role.counters_mut().bytes_in += n as u64;
+            // Latency is measured against this read, not against the start of the turn.
+            let now = Instant::now();
             let data = &self.readbuf[..n];
             let input: &[u8] = if conn.inbuf.is_empty() {
                 data
@@ -403,6 +405,11 @@ impl Driver {
                 if !matches!(next, Next::Sleep(_)) {
                     return;
                 }
+            }
+            // A short read drained the socket: data or a FIN arriving later raises a new edge, so
+            // the read that would only say WouldBlock is skipped (one syscall per delivery).
+            if n < self.readbuf.len() {
+                return;
             }
         }
     }

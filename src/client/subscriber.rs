@@ -175,6 +175,7 @@ pub struct Subscriber {
     etag: Option<String>,
     last_modified: Option<String>,
     scratch: Vec<u8>,
+    bounds: Vec<(usize, usize)>,
 }
 
 impl Subscriber {
@@ -199,6 +200,7 @@ impl Subscriber {
             etag: None,
             last_modified: None,
             scratch: Vec::new(),
+            bounds: Vec::new(),
         }
     }
 
@@ -525,7 +527,8 @@ impl Subscriber {
         let mut replies: Vec<(Opcode, Vec<u8>)> = Vec::new();
         let mut texts = std::mem::take(&mut self.scratch);
         texts.clear();
-        let mut bounds: Vec<(usize, usize)> = Vec::new();
+        let mut bounds = std::mem::take(&mut self.bounds);
+        bounds.clear();
         let result = frames.read(input, |m| match m {
             Incoming::Text(t) | Incoming::Binary(t) => {
                 bounds.push((texts.len(), t.len()));
@@ -555,6 +558,7 @@ impl Subscriber {
             }
         }
         self.scratch = texts;
+        self.bounds = bounds;
         let mut next = Next::Read;
         for (op, payload) in replies {
             let before = out.len();
