@@ -97,6 +97,9 @@ pub struct Column {
     pub down_per_message: f64,
     pub down_payload_per_message: f64,
     pub down_overhead_per_message: f64,
+    /// Server → client overhead per message once the stream is open: without the opening
+    /// exchanges and control frames (SSE and WebSocket framing and envelope).
+    pub stream_overhead_per_message: f64,
     /// Client → server, per delivered message.
     pub up_per_message: f64,
     /// Opening request and answer head, per connection (SSE and WebSocket).
@@ -474,6 +477,10 @@ fn column(
         down_per_message: per(c.bytes_in),
         down_payload_per_message: per(c.payload_in),
         down_overhead_per_message: per(c.bytes_in - c.payload_in),
+        stream_overhead_per_message: per(
+            c.bytes_in
+                .saturating_sub(c.payload_in + c.handshake_in + c.control_in),
+        ),
         up_per_message: per(c.bytes_out),
         handshake_up: round2(c.handshake_out as f64 / conns),
         handshake_down: round2(c.handshake_in as f64 / conns),

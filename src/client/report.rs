@@ -1,6 +1,7 @@
 //! The compare report as a table, Markdown, CSV or JSON, and the claims of the comparison it
 //! answers (`shared/CLAIMS.md`) with the verdict the run measured.
 use super::compare::{Claim, Column, Report};
+use super::load::{LoadReport, TransportReport};
 use super::subscriber::Kind;
 
 /// Lines of each transport's protocol module (tests excluded), counted at build time.
@@ -62,7 +63,7 @@ pub fn claims(r: &Report) -> Vec<Claim> {
     let post_up = r.publish.bytes_out as f64 / pubm - r.publish.payload_out as f64 / pubm;
     let post_down = r.publish.bytes_in as f64 / pubm;
     let loc = lines_of_code();
-    let ws_frame_overhead = ws.down_overhead_per_message;
+    let ws_frame_overhead = ws.stream_overhead_per_message;
     let c = |claim, verdict: String| Claim { claim, verdict };
     let loss = |col: &Column| format!("{} lost, {} duplicated", col.lost, col.duplicated);
     vec![
@@ -78,7 +79,8 @@ pub fn claims(r: &Report) -> Vec<Claim> {
             "WebSocket: protocol TCP",
             format!(
                 "wrong: it starts as an HTTP/1.1 GET with Upgrade: {:.0} bytes up, {:.0} bytes down (101), \
-                 then frames of {:.1} bytes + payload per message; all four ride TCP",
+                 then one frame per message: {:.1} bytes around the payload (a 2-byte frame head, the rest \
+                 pushwire's JSON envelope); all four ride TCP",
                 ws.handshake_up, ws.handshake_down, ws_frame_overhead
             ),
         ),
@@ -336,6 +338,112 @@ pub fn csv(r: &Report) -> String {
             out.push_str(&quote(&c));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// A `pushwire load` report as a table.
+pub fn load_table(r: &LoadReport) -> String {
+    let mut out = format!(
+        "{} channels × {}/s × {} B for {:.1} s, {} thread(s), {} source address(es): {} published, {} refused, \
+         {} connections open at start, {} connect errors\n\n",
+        r.channels,
+        r.rate_per_channel,
+        r.payload,
+        r.duration_s,
+        r.threads,
+        r.source_ips,
+        r.published,
+        r.publish_refused,
+        r.connections_open,
+        r.connect_errors
+    );
+    let mut cols: Vec<&TransportReport> = r.transports.iter().collect();
+    cols.push(&r.total);
+    let heads: Vec<String> = r
+        .transports
+        .iter()
+        .map(|t| t.transport.name().to_string())
+        .chain(["total".to_string()])
+        .collect();
+    let rows: Vec<(&str, Box<dyn Fn(&TransportReport) -> String>)> = vec![
+        ("subscribers", Box::new(|t| t.subscribers.to_string())),
+        ("expected", Box::new(|t| t.expected.to_string())),
+        ("delivered", Box::new(|t| t.delivered.to_string())),
+        (
+            "lost (holes + tail)",
+            Box::new(|t| format!("{} ({} + {})", t.lost, t.lost_holes, t.lost_tail)),
+        ),
+        ("duplicates", Box::new(|t| t.duplicates.to_string())),
+        ("out of order", Box::new(|t| t.out_of_order.to_string())),
+        (
+            "latency p50 ms",
+            Box::new(|t| format!("{:.2}", t.latency_us.p50 as f64 / 1000.0)),
+        ),
+        (
+            "latency p90 ms",
+            Box::new(|t| format!("{:.2}", t.latency_us.p90 as f64 / 1000.0)),
+        ),
+        (
+            "latency p99 ms",
+            Box::new(|t| format!("{:.2}", t.latency_us.p99 as f64 / 1000.0)),
+        ),
+        (
+            "latency max ms",
+            Box::new(|t| format!("{:.2}", t.latency_us.max as f64 / 1000.0)),
+        ),
+        (
+            "deliveries / s",
+            Box::new(|t| format!("{:.0}", t.deliveries_per_s)),
+        ),
+        (
+            "bytes down / message",
+            Box::new(|t| format!("{:.1}", t.bytes_down_per_message)),
+        ),
+        (
+            "bytes up / message",
+            Box::new(|t| format!("{:.1}", t.bytes_up_per_message)),
+        ),
+        (
+            "connections opened",
+            Box::new(|t| t.counters.connections.to_string()),
+        ),
+        ("errors", Box::new(|t| t.counters.errors.to_string())),
+    ];
+    out.push_str(&format!("{:22}", ""));
+    for h in &heads {
+        out.push_str(&format!("{h:>14}"));
+    }
+    out.push('\n');
+    for (label, f) in &rows {
+        out.push_str(&format!("{label:22}"));
+        for c in &cols {
+            out.push_str(&format!("{:>14}", f(c)));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nclient CPU per received message, per thread: {} µs\n",
+        r.client_cpu_us_per_message
+            .iter()
+            .map(|v| format!("{v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Some(s) = &r.server {
+        out.push_str(&format!(
+            "server pid {}: {:.2} s CPU, {} µs per delivery; RSS {:.1} MB before, {:.1} MB connected, {:.1} MB at end; {} bytes per connection\n",
+            s.pid,
+            s.cpu_s,
+            s.cpu_us_per_delivery.map_or("-".into(), |v| format!("{v:.2}")),
+            s.rss_before_bytes as f64 / 1e6,
+            s.rss_connected_bytes as f64 / 1e6,
+            s.rss_end_bytes as f64 / 1e6,
+            s.rss_per_connection_bytes.map_or("-".into(), |v| format!("{v:.0}")),
+        ));
+    }
+    if let Some(e) = &r.last_error {
+        out.push_str(&format!("last error: {e}\n"));
     }
     out
 }
