@@ -477,10 +477,9 @@ fn column(
         down_per_message: per(c.bytes_in),
         down_payload_per_message: per(c.payload_in),
         down_overhead_per_message: per(c.bytes_in - c.payload_in),
-        stream_overhead_per_message: per(
-            c.bytes_in
-                .saturating_sub(c.payload_in + c.handshake_in + c.control_in),
-        ),
+        stream_overhead_per_message: per(c
+            .bytes_in
+            .saturating_sub(c.payload_in + c.handshake_in + c.control_in)),
         up_per_message: per(c.bytes_out),
         handshake_up: round2(c.handshake_out as f64 / conns),
         handshake_down: round2(c.handshake_in as f64 / conns),

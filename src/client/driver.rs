@@ -309,11 +309,11 @@ impl Driver {
                 Role::Pub(p) => p.connected(),
             }
         }
-        if writable || !conn.out.is_empty() {
-            if let Err(next) = flush(conn) {
-                self.apply(key, next);
-                return;
-            }
+        if (writable || !conn.out.is_empty())
+            && let Err(next) = flush(conn)
+        {
+            self.apply(key, next);
+            return;
         }
         if readable {
             self.read(key, now, sink);

@@ -213,6 +213,50 @@ pub fn get_request(authority: &str, target: &str, extra: &[(&str, &str)], out: &
     out.extend_from_slice(b"\r\n");
 }
 
+/// One blocking `GET` on a fresh connection, answered as JSON: how the tools read `/stats` and
+/// ask for `/drop` (with `post`).
+pub fn fetch_json(
+    addr: std::net::SocketAddr,
+    authority: &str,
+    method: &str,
+    path: &str,
+) -> Result<serde_json::Value, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let mut reader = ResponseReader::new();
+    let mut body = Vec::new();
+    let mut input = &response[..];
+    let mut status = 0;
+    loop {
+        let adv = reader
+            .advance(input, &mut body)
+            .map_err(|e| e.to_string())?;
+        if let Some(h) = &adv.head {
+            status = h.status;
+        }
+        input = &input[adv.consumed..];
+        if adv.done || adv.consumed == 0 {
+            break;
+        }
+    }
+    reader.eof();
+    if status != 200 {
+        return Err(format!("{method} {path}: answered {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{path}: not JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,48 +308,4 @@ mod tests {
                 .is_none()
         );
     }
-}
-
-/// One blocking `GET` on a fresh connection, answered as JSON: how the tools read `/stats` and
-/// ask for `/drop` (with `post`).
-pub fn fetch_json(
-    addr: std::net::SocketAddr,
-    authority: &str,
-    method: &str,
-    path: &str,
-) -> Result<serde_json::Value, String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|e| format!("{path}: {e}"))?;
-    let mut reader = ResponseReader::new();
-    let mut body = Vec::new();
-    let mut input = &response[..];
-    let mut status = 0;
-    loop {
-        let adv = reader
-            .advance(input, &mut body)
-            .map_err(|e| e.to_string())?;
-        if let Some(h) = &adv.head {
-            status = h.status;
-        }
-        input = &input[adv.consumed..];
-        if adv.done || adv.consumed == 0 {
-            break;
-        }
-    }
-    reader.eof();
-    if status != 200 {
-        return Err(format!("{method} {path}: answered {status}"));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("{path}: not JSON: {e}"))
 }

@@ -366,7 +366,8 @@ pub fn load_table(r: &LoadReport) -> String {
         .map(|t| t.transport.name().to_string())
         .chain(["total".to_string()])
         .collect();
-    let rows: Vec<(&str, Box<dyn Fn(&TransportReport) -> String>)> = vec![
+    type Cell = Box<dyn Fn(&TransportReport) -> String>;
+    let rows: Vec<(&str, Cell)> = vec![
         ("subscribers", Box::new(|t| t.subscribers.to_string())),
         ("expected", Box::new(|t| t.expected.to_string())),
         ("delivered", Box::new(|t| t.delivered.to_string())),

@@ -502,14 +502,14 @@ impl Subscriber {
             last_id: u64,
             messages: Vec<Msg>,
         }
-        if body.starts_with(b"{\"last_id\"") {
-            if let Ok(answer) = serde_json::from_slice::<Answer>(body) {
-                for m in &answer.messages {
-                    self.deliver(Some(m.id), m.data.as_bytes(), sink);
-                }
-                self.cursor = Some(answer.last_id.max(self.cursor.unwrap_or(0)));
-                return;
+        if body.starts_with(b"{\"last_id\"")
+            && let Ok(answer) = serde_json::from_slice::<Answer>(body)
+        {
+            for m in &answer.messages {
+                self.deliver(Some(m.id), m.data.as_bytes(), sink);
             }
+            self.cursor = Some(answer.last_id.max(self.cursor.unwrap_or(0)));
+            return;
         }
         if !body.is_empty() {
             self.deliver(None, body, sink);

@@ -4,11 +4,9 @@ fn url(s: &str) -> Url {
     Url::parse(s).unwrap()
 }
 
-fn feed_all(
-    sub: &mut Subscriber,
-    wire: &[u8],
-    step: usize,
-) -> (Vec<(Option<u64>, String)>, Vec<u8>, Next) {
+type Got = Vec<(Option<u64>, String)>;
+
+fn feed_all(sub: &mut Subscriber, wire: &[u8], step: usize) -> (Got, Vec<u8>, Next) {
     let now = Instant::now();
     let (mut got, mut out, mut pending, mut next) =
         (Vec::new(), Vec::new(), Vec::new(), Next::Read);
