@@ -50,12 +50,13 @@ fn load_against_pushwire_loses_nothing() {
     );
     cfg.server_pid = Some(server.pid());
     let report = load::run(&cfg, &|_| {}).expect("load runs");
-    assert_eq!(report.published, 3 * 60, "{report:#?}");
+    // 1.5 s at 40/s: about 60 per channel (fewer if the machine stalls the publisher at the end).
+    assert!((150..=180).contains(&report.published), "{report:#?}");
     assert_eq!(report.connections_open, 80);
     for t in &report.transports {
         let name = t.transport.name();
         assert_eq!(t.subscribers, 20, "{name}");
-        assert_eq!(t.expected, 20 * 60, "{name}");
+        assert_eq!(t.expected, 20 * report.published / 3, "{name}");
         assert_eq!(t.delivered, t.expected, "{name}: {t:#?}");
         assert_eq!((t.lost, t.duplicates, t.out_of_order), (0, 0, 0), "{name}");
         assert!(t.latency_us.p50 > 0, "{name}");
@@ -147,11 +148,14 @@ fn load_sees_what_a_lossy_server_loses() {
     cfg.drain = Duration::from_millis(500);
     let report = load::run(&cfg, &|_| {}).expect("load runs");
     let sse = &report.transports[0];
-    assert_eq!(report.published, 60);
-    // Every fifth of 60 lost, for each of 5 subscribers.
-    assert_eq!(sse.lost, 5 * 12, "{sse:#?}");
+    let published = report.published;
+    assert!(published >= 40, "{report:#?}");
+    // Every fifth publish lost, for each of 5 subscribers.
+    let lost = published / 5;
+    assert_eq!(sse.lost, 5 * lost, "{sse:#?}");
     assert!(sse.lost_holes > 0, "{sse:#?}");
-    // Every seventh not a multiple of five sent twice: 7,14,21,28,42,49,56.
-    assert_eq!(sse.duplicates, 5 * 7, "{sse:#?}");
-    assert_eq!(sse.delivered, 5 * 48);
+    // Every seventh that is not a multiple of five sent twice.
+    let doubled = (1..=published).filter(|n| n % 7 == 0 && n % 5 != 0).count() as u64;
+    assert_eq!(sse.duplicates, 5 * doubled, "{sse:#?}");
+    assert_eq!(sse.delivered, 5 * (published - lost));
 }
