@@ -15,8 +15,11 @@
 //! then [`server`], which drives them all from one `mio` event loop.
 //!
 //! Dependencies point downward: protocol modules use `std`, `httparse` and the hub's message type;
-//! the hub uses nothing else in the crate; nothing depends on `server`.
+//! the hub uses nothing else in the crate; no protocol module depends on `server`, and the server
+//! does not use [`client`] (the measuring tools: clients for the four transports, `compare` and
+//! `load`; `compare` may start a [`server::Server`] in-process).
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod delivery;
 pub mod fuzzing;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+mod cli_load;
 use pushwire::Config;
 use pushwire::server::Server;
 use pushwire::trace::{Detail, Filter, TraceOptions};
@@ -43,6 +45,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the comparison table: one workload over poll, long-poll, SSE and WebSocket, with a
+    /// forced drop mid-run, checked against the server's ledger.
+    Compare(Box<CompareArgs>),
+    /// Drive a push server (pushwire or another, through URL templates) with many subscribers.
+    Load(Box<cli_load::LoadArgs>),
+}
+
+#[derive(Args, Clone)]
+struct CompareArgs {
+    /// A running pushwire to measure; without it one is started in this process on a free port.
+    #[arg(long)]
+    url: Option<String>,
+    /// Subscribers per transport.
+    #[arg(long, default_value_t = 4)]
+    subscribers: usize,
+    /// Messages published (the drop comes after half of them).
+    #[arg(long, default_value_t = 200)]
+    messages: u64,
+    /// Messages per second; a list (`1,10,100`) sweeps.
+    #[arg(long, default_value = "20", value_delimiter = ',')]
+    rate: Vec<f64>,
+    /// Payload bytes per message; a list (`16,256,4096`) sweeps.
+    #[arg(long, default_value = "64", value_delimiter = ',')]
+    payload: Vec<usize>,
+    /// Seconds between polls.
+    #[arg(long, default_value_t = 0.5, value_parser = seconds)]
+    poll_interval: f64,
+    /// Output: `table`, `markdown`, `json` or `csv`.
+    #[arg(long, default_value = "table", value_parser = ["table", "markdown", "json", "csv"])]
+    format: String,
+    /// Also write an SVG chart to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -217,13 +252,20 @@ impl ServeArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    let cli = Cli::parse();
+    // The tools print reports on stdout; an embedded server only speaks up when something is wrong.
+    let level = match cli.command {
+        Some(Command::Compare(_) | Command::Load(_)) => "warn",
+        _ => "info",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp_millis()
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Serve(args)) => args.config().and_then(serve),
         Some(Command::Stats { url, channel, json }) => print_stats(&url, channel.as_deref(), json),
+        Some(Command::Compare(args)) => compare(&args).map_err(|e| e.to_string()),
+        Some(Command::Load(args)) => cli_load::run(&args).map_err(|e| e.to_string()),
         None => cli.serve.config().and_then(serve),
     };
     match result {
@@ -372,6 +414,81 @@ fn print_stats(url: &str, channel: Option<&str>, json: bool) -> Result<(), Strin
         println!("{stats:#}");
     } else {
         print!("{}", pushwire::ledger::report::render_table(&stats));
+    }
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> std::io::Result<()> {
+    use pushwire::client::{compare, report, svg};
+    use std::io::Error;
+    if args.rate.len() > 1 && args.payload.len() > 1 {
+        return Err(Error::other("sweep --rate or --payload, not both"));
+    }
+    let (axis, values): (&str, Vec<f64>) = if args.rate.len() > 1 {
+        ("rate, messages/s", args.rate.clone())
+    } else {
+        (
+            "payload, bytes",
+            args.payload.iter().map(|&p| p as f64).collect(),
+        )
+    };
+    let mut reports = Vec::new();
+    for &v in &values {
+        let workload = compare::Workload {
+            url: args.url.clone(),
+            subscribers: args.subscribers.max(1),
+            messages: args.messages.max(2),
+            rate: if args.rate.len() > 1 { v } else { args.rate[0] },
+            payload: if args.rate.len() > 1 {
+                args.payload[0]
+            } else {
+                v as usize
+            },
+            poll_interval: Duration::from_secs_f64(args.poll_interval),
+        };
+        let bar = indicatif::ProgressBar::new(workload.messages);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let report = compare::run(&workload, &|n, stage| {
+            bar.set_position(n);
+            bar.set_message(stage.to_string());
+        })
+        .map_err(Error::other)?;
+        bar.finish_and_clear();
+        let text = match args.format.as_str() {
+            "markdown" => report::markdown(&report),
+            "csv" if !reports.is_empty() => report::csv(&report)
+                .lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            "csv" => report::csv(&report),
+            "json" => String::new(),
+            _ => report::table(&report),
+        };
+        print!("{text}");
+        if matches!(args.format.as_str(), "table" | "markdown") && values.len() > 1 {
+            println!();
+        }
+        reports.push((v, report));
+    }
+    if args.format == "json" {
+        let json = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0].1)
+        } else {
+            serde_json::to_string_pretty(&reports.iter().map(|(_, r)| r).collect::<Vec<_>>())
+        };
+        println!("{}", json.map_err(Error::other)?);
+    }
+    if let Some(path) = &args.svg {
+        let chart = if reports.len() == 1 {
+            svg::single(&reports[0].1)
+        } else {
+            svg::sweep(axis, &reports)
+        };
+        std::fs::write(path, chart)?;
     }
     Ok(())
 }

@@ -26,6 +26,17 @@ pub struct Backlog<C = ()> {
     pub reset: bool,
 }
 
+impl<C> Clone for Backlog<C> {
+    fn clone(&self) -> Self {
+        Backlog {
+            last_id: self.last_id,
+            messages: self.messages.clone(),
+            gap: self.gap,
+            reset: self.reset,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Channel<C> {
     last_id: u64,

@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn messages_debug_as_id_and_data() {
-        let m = Message::new(7, "hello".into(), Instant::now());
+        let m: Message = Message::new(7, "hello".into(), Instant::now());
         let shown = format!("{m:?}");
         assert!(
             shown.starts_with("Message { id: 7, data: \"hello\""),

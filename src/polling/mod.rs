@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn news_is_a_message_a_gap_or_a_reset() {
-        let nothing = Backlog {
+        let nothing: Backlog = Backlog {
             last_id: 3,
             messages: Vec::new(),
             gap: None,
