@@ -45,10 +45,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure the comparison table: one workload over poll, long-poll, SSE and WebSocket, with a
-    /// forced drop mid-run, checked against the server's ledger.
+    /// Measure the four transports on one workload, with a drop mid-run
+    ///
+    /// One workload over poll, long-poll, SSE and WebSocket, with a forced drop mid-run, checked
+    /// against the server's ledger.
     Compare(Box<CompareArgs>),
-    /// Drive a push server (pushwire or another, through URL templates) with many subscribers.
+    /// Drive a push server (pushwire or another) with many subscribers
     Load(Box<cli_load::LoadArgs>),
 }
 
