@@ -65,7 +65,7 @@ fn subscribers(n: usize, transport: &str) -> Vec<Subscriber> {
         .map(|_| {
             let mut q = OutQueue::new();
             q.push_delivery(&warm, now);
-            let sub = match transport {
+            match transport {
                 "sse" => {
                     let exchange = http1::Exchange {
                         minor_version: 1,
@@ -99,8 +99,7 @@ fn subscribers(n: usize, transport: &str) -> Vec<Subscriber> {
                     assert!(matches!(r.event, Some(http1::Event::Head(_))));
                     Subscriber::LongPoll(core, q)
                 }
-            };
-            sub
+            }
         })
         .map(|mut sub| {
             let q = match &mut sub {
