@@ -439,7 +439,6 @@ fn refusal_body(body: &[u8], tally: &mut Tally) {
 /// A head that does not parse is answered 400 and the connection closes; its bytes crossed the
 /// socket like any others and belong in the ledger (`other` transport, as the request head).
 #[test]
-#[ignore = "ledger hole in src/server: the bytes of a head that fails to parse are not counted"]
 fn a_head_that_does_not_parse_is_counted() {
     let server = TestServer::start(&["--no-demo"]);
     let mut client = Counted::connect(&server);

@@ -158,7 +158,13 @@ impl App {
                         }
                         Some(Event::Error(e)) => {
                             if !reading_body {
+                                // The head that broke a rule crossed the socket like any other:
+                                // counted as a request head of no transport, then dropped.
                                 self.set_transport(conn, Transport::Other);
+                                let n = conn.input.len();
+                                conn.input.consume(n);
+                                self.ledger
+                                    .inbound(Transport::Other, Category::RequestHead, n);
                             }
                             self.refuse_unreadable(conn, e.into());
                             return (true, None);
