@@ -161,13 +161,13 @@ mod tests {
         );
         let e = parse_close_payload(&[0x03, 0xed]).unwrap_err();
         assert_eq!(e, ProtocolError::InvalidCloseCode { code: 1005 });
-        assert_eq!(e.close_code(), 1002);
+        assert_eq!(e.close_code().as_u16(), 1002);
         let e = parse_close_payload(
             b"\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80",
         )
         .unwrap_err();
         assert_eq!(e, ProtocolError::InvalidCloseReason);
-        assert_eq!(e.close_code(), 1007);
+        assert_eq!(e.close_code().as_u16(), 1007);
     }
 
     #[test]

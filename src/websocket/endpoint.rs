@@ -195,7 +195,7 @@ impl Endpoint {
     /// Starts a server-initiated close handshake (1001 on shutdown, 1003 for binary on a text
     /// channel…).
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant, out: &mut OutQueue) {
-        self.session.close(code.as_u16(), reason);
+        self.session.close(code, reason);
         self.close_due
             .get_or_insert(now + self.settings.close_timeout);
         self.transmit(out);

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::close::CloseCode;
+
 /// A rule of RFC 6455 broken by the peer. The session answers with a Close frame carrying
 /// [`ProtocolError::close_code`] and then stops reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +63,10 @@ pub enum ProtocolError {
 
 impl ProtocolError {
     /// The close status code the server sends when failing the connection for this error.
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::MessageTooBig { .. } => 1009,
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => 1007,
+            ProtocolError::MessageTooBig { .. } => CloseCode::TooBig,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => CloseCode::Invalid,
             ProtocolError::LengthOverflow
             | ProtocolError::UnmaskedFrame
             | ProtocolError::ReservedBitsSet { .. }
@@ -74,7 +76,7 @@ impl ProtocolError {
             | ProtocolError::UnexpectedContinuation
             | ProtocolError::ExpectedContinuation
             | ProtocolError::CloseFrameTooShort
-            | ProtocolError::InvalidCloseCode { .. } => 1002,
+            | ProtocolError::InvalidCloseCode { .. } => CloseCode::Protocol,
         }
     }
 }
@@ -113,11 +115,14 @@ mod tests {
 
     #[test]
     fn maps_each_rule_to_its_close_code() {
-        assert_eq!(ProtocolError::UnmaskedFrame.close_code(), 1002);
-        assert_eq!(ProtocolError::InvalidUtf8.close_code(), 1007);
-        assert_eq!(ProtocolError::InvalidCloseReason.close_code(), 1007);
+        assert_eq!(ProtocolError::UnmaskedFrame.close_code().as_u16(), 1002);
+        assert_eq!(ProtocolError::InvalidUtf8.close_code().as_u16(), 1007);
+        assert_eq!(
+            ProtocolError::InvalidCloseReason.close_code().as_u16(),
+            1007
+        );
         let big = ProtocolError::MessageTooBig { size: 10, max: 5 };
-        assert_eq!(big.close_code(), 1009);
+        assert_eq!(big.close_code().as_u16(), 1009);
         assert_eq!(big.to_string(), "message too big (10 > 5)");
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::close::{encode_close_payload, is_valid_received_code, parse_close_payload};
+use super::close::{CloseCode, encode_close_payload, is_valid_received_code, parse_close_payload};
 use super::error::ProtocolError;
 use super::frame::{FrameHead, MAX_CONTROL_PAYLOAD, Opcode, encode_frame};
 use super::mask::apply_mask;
@@ -237,13 +237,13 @@ impl Session {
     /// channel). No-op unless `Open`. A `code` that may not appear on the wire (see
     /// [`is_valid_received_code`]) sends a Close with no payload instead; the reason is cut to
     /// 123 bytes.
-    pub fn close(&mut self, code: u16, reason: &str) {
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
         if self.state != State::Open {
             return;
         }
         let mut payload = Vec::new();
-        if is_valid_received_code(code) {
-            encode_close_payload(code, reason, &mut payload);
+        if is_valid_received_code(code.as_u16()) {
+            encode_close_payload(code.as_u16(), reason, &mut payload);
         }
         encode_frame(Opcode::Close, &payload, &mut self.transmit);
         self.state = State::ClosingByUs;
@@ -424,7 +424,11 @@ impl Session {
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         if self.state == State::Open {
             let mut payload = Vec::new();
-            encode_close_payload(error.close_code(), &error.to_string(), &mut payload);
+            encode_close_payload(
+                error.close_code().as_u16(),
+                &error.to_string(),
+                &mut payload,
+            );
             encode_frame(Opcode::Close, &payload, &mut self.transmit);
             self.state = State::ClosingByUs;
         }
@@ -631,7 +635,7 @@ mod tests {
     fn rejects(input: &[u8], error: ProtocolError) {
         let out = three_ways(input);
         assert_eq!(out.result, Err(error));
-        let code = error.close_code();
+        let code = error.close_code().as_u16();
         let expected = server(Opcode::Close, &close_payload(code, &error.to_string()));
         assert_eq!(out.transmit, expected, "{error}");
         assert_eq!(out.state, State::ClosingByUs);
@@ -771,10 +775,10 @@ mod tests {
     fn encodes_server_close_then_waits_for_the_peer() {
         let mut session = Session::new(MAX);
         assert!(session.can_send_data());
-        session.close(1001, "shutdown");
+        session.close(CloseCode::GoingAway, "shutdown");
         assert_eq!(session.state(), State::ClosingByUs);
         assert!(!session.can_send_data());
-        session.close(1000, "again"); // no-op
+        session.close(CloseCode::Normal, "again"); // no-op
         session.ping(b"no"); // no-op
         let mut out = Vec::new();
         session.poll_transmit(&mut out);
@@ -805,7 +809,7 @@ mod tests {
         let mut session = Session::new(MAX);
         session.ping(&[9; 200]);
         assert!(session.wants_transmit());
-        session.close(1005, "reserved");
+        session.close(CloseCode::Other(1005), "reserved");
         let mut out = Vec::new();
         session.poll_transmit(&mut out);
         let mut expected = server(Opcode::Ping, &[9; 125]);
