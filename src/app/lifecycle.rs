@@ -23,8 +23,9 @@ impl App {
                 let unit = delivery::sse_event(message, stream.is_chunked());
                 stream.deliver(&unit, message.published_at, &mut conn.output);
                 self.ledger.count(conn.transport, Counter::Messages, 1);
-                if conn.output.len() > max_pending {
-                    self.slow_consumer(conn);
+                let pending = conn.output.len();
+                if pending > max_pending {
+                    self.slow_consumer(conn, pending);
                     return Delivery::Close;
                 }
             }
@@ -33,11 +34,10 @@ impl App {
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
                 }
-                if conn.output.len() > max_pending {
-                    self.slow_consumer(conn);
-                    if let Session::WebSocket(ws, _) = &mut conn.session {
-                        ws.cut_slow_consumer(self.now, &mut conn.output);
-                    }
+                let pending = conn.output.len();
+                if pending > max_pending {
+                    ws.cut_slow_consumer(self.now, &mut conn.output);
+                    self.slow_consumer(conn, pending);
                 }
             }
             Session::Http(h) => {
@@ -60,11 +60,11 @@ impl App {
         Delivery::Queued
     }
 
-    pub(super) fn slow_consumer(&mut self, conn: &Client) {
+    /// Counts a subscriber cut off with `pending` bytes it had not read.
+    pub(super) fn slow_consumer(&mut self, conn: &Client, pending: usize) {
         log::info!(
-            "c{}: slow consumer cut off ({} bytes pending)",
-            conn.id,
-            conn.output.len()
+            "c{}: slow consumer cut off ({pending} bytes pending)",
+            conn.id
         );
         self.ledger
             .count(conn.transport, Counter::SlowDisconnects, 1);

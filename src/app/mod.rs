@@ -182,12 +182,16 @@ impl App {
                 Session::WebSocket(ws, channel) => {
                     let r = ws.receive(&conn.input, self.now, &mut conn.output);
                     conn.input.consume(r.consumed);
-                    let channel = channel.clone();
                     self.account_in(conn.transport, &r.tally);
                     if !r.progressed {
                         return (progressed, None);
                     }
                     progressed = true;
+                    if r.messages.is_empty() {
+                        // Control frames and partial payloads: no channel name to copy.
+                        continue;
+                    }
+                    let channel = channel.clone();
                     // Frame by frame: at most one data message per call.
                     for message in r.messages {
                         if let Some(effect) = self.on_ws_message(conn, channel.as_deref(), message)

@@ -41,12 +41,7 @@ impl App {
             stream.deliver(&unit, message.published_at, &mut conn.output);
             delivered += 1;
         }
-        let transport = conn.transport;
-        self.ledger.count(transport, Counter::Responses, 1);
-        self.ledger.count(transport, Counter::Messages, delivered);
-        if resume_after.is_some() {
-            self.ledger.count(transport, Counter::Resumes, 1);
-        }
+        self.count_stream_start(conn, delivered, resume_after.is_some());
         self.hub.subscribe(&channel, key, Subscription::Stream);
         conn.session = Session::Sse(stream, Feed::Channel(channel));
     }
@@ -139,12 +134,7 @@ impl App {
                 delivered += 1;
             }
         }
-        let transport = conn.transport;
-        self.ledger.count(transport, Counter::Responses, 1);
-        self.ledger.count(transport, Counter::Messages, delivered);
-        if since.is_some() {
-            self.ledger.count(transport, Counter::Resumes, 1);
-        }
+        self.count_stream_start(conn, delivered, since.is_some());
         conn.session = Session::WebSocket(ws, channel);
     }
 
@@ -175,5 +165,16 @@ impl App {
             (WsMessage::Binary(data), None) => ws.send(Opcode::Binary, &data, &mut conn.output),
         }
         None
+    }
+
+    /// A stream answered its request: one response, the backlog it replayed, and whether the
+    /// client resumed from an id.
+    fn count_stream_start(&mut self, conn: &Client, delivered: u64, resumed: bool) {
+        let transport = conn.transport;
+        self.ledger.count(transport, Counter::Responses, 1);
+        self.ledger.count(transport, Counter::Messages, delivered);
+        if resumed {
+            self.ledger.count(transport, Counter::Resumes, 1);
+        }
     }
 }

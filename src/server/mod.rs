@@ -456,6 +456,8 @@ impl Server {
             return true;
         };
         let output_empty = conn.client.output.is_empty();
+        // One answer covers both: a session that asks for the write side to be shut now already
+        // counts it as shut when it says whether the connection is over.
         let end = conn
             .client
             .session
@@ -463,14 +465,6 @@ impl Server {
         if end.shut_write {
             // Half-close: the peer sees the end of our answer, and we read until its EOF.
             let _ = conn.socket.shutdown(std::net::Shutdown::Write);
-            let end = conn
-                .client
-                .session
-                .poll_end(conn.peer_closed, output_empty, self.app.now);
-            if end.close {
-                self.close(key);
-                return true;
-            }
         }
         if end.close {
             self.close(key);
