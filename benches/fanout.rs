@@ -12,6 +12,8 @@
 //!
 //! Queues are warm (drained once, capacity kept), as in a steady state; Throughput is per
 //! subscriber.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod common;
 
 use std::hint::black_box;

@@ -1,5 +1,7 @@
 //! Request head parsing: a small poll request and a large browser-like head, whole and arriving
 //! in 64-byte reads (the reader resumes its search; nothing is rescanned).
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod common;
 
 use std::hint::black_box;

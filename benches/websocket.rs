@@ -10,6 +10,8 @@
 //! - `small_frames`: 1 000 masked 16-byte messages in one buffer, binary and text.
 //! - `mask`: `apply_mask` against `apply_mask_reference`.
 //! - `utf8`: incremental validation in 1 KiB pieces against `std::str::from_utf8` in one go.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod common;
 
 use std::hint::black_box;

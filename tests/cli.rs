@@ -1,5 +1,7 @@
 //! The `pushwire` command as a new user meets it: `--help` as README.md shows it, start-up
 //! refusals and errors that name what went wrong, and `pushwire stats` against a live server.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use std::io::Read;

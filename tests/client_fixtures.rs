@@ -1,5 +1,7 @@
 //! The client's SSE path (response head, body until close, `sse::Parser`) on a stream Nchan sent,
 //! captured with curl (see tests/fixtures/README.md), split at every byte.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 use std::time::Instant;
 
 use pushwire::client::subscriber::Options;

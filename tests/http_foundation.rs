@@ -1,6 +1,8 @@
 //! Publishing and polling over real sockets, and the HTTP/1.1 connection handling around them:
 //! keep-alive, pipelining, HTTP/1.0, `Connection: close`, `Expect: 100-continue`, chunked bodies,
 //! timeouts, the connection limit and graceful shutdown.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use std::time::{Duration, Instant};

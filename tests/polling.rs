@@ -1,5 +1,7 @@
 //! Interval polling and long polling over real sockets: parking and waking, timeouts, many pollers
 //! chasing a fast publisher, and gap / reset reporting when history runs out.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use std::sync::{Arc, Barrier};

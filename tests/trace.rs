@@ -2,6 +2,8 @@
 //! the records must match the golden traces (times and ports normalized) and add up, per
 //! transport, to exactly what the ledger counted. `PUSHWIRE_BLESS=1 cargo test --test trace`
 //! rewrites the golden files after a deliberate change.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! WebSocket over real sockets: the handshake, an independent client (tungstenite) on /echo and on
 //! channels, and literal frames for every protocol rule, each checked by the close code it earns.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use std::io::Read;

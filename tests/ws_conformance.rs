@@ -4,6 +4,8 @@
 //! (sometimes one byte per write, as Autobahn's "chopped" variants do) and expects exactly the
 //! listed frames back, then either the listed close code and the end of TCP, or — when the case
 //! expects no close — our own close 1000 echoed, which proves nothing else was sent.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use support::TestServer;
