@@ -27,7 +27,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
-/// Byte-by-byte masking, the reference [`apply_mask`] must agree with.
+/// Byte-by-byte masking, the reference [`apply_mask`] must agree with (fuzz targets and benches).
+#[doc(hidden)]
 pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, byte) in buf.iter_mut().enumerate() {
         *byte ^= key[(offset % 4 + i % 4) % 4];
