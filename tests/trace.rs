@@ -195,3 +195,73 @@ fn websocket_exchange_matches_its_golden_trace_and_the_ledger() {
     check_golden("ws", &golden_lines(&records));
     assert_trace_sums_to_ledger(&server, &records);
 }
+
+/// A keep-alive connection whose first request is an observer (`/stats`, never traced) is traced
+/// from its next request on: the page's fetch and EventSource reuse such connections. Each TCP
+/// connection keeps one id for its life, and ids are never reused by a later connection.
+#[test]
+fn requests_after_an_observer_on_the_same_connection_are_traced_and_ids_are_unique() {
+    let path = trace_file("observer");
+    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    exchange(
+        &server,
+        &[b"POST /pub/x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"],
+        ends_with(b"}"),
+    );
+    let answers = exchange(
+        &server,
+        &[
+            b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /poll/x?since=0 HTTP/1.1\r\nHost: t\r\n\r\n",
+        ],
+        ends_with(b"]}"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&answers)
+            .matches("HTTP/1.1 200")
+            .count(),
+        2,
+        "both requests answered on the one connection"
+    );
+    exchange(
+        &server,
+        &[b"POST /pub/x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nho"],
+        ends_with(b"}"),
+    );
+    // Two publishes of 4 records each, and the poll's 3.
+    let records = wait_for_records(&path, 11);
+    let of = |transport: &str| -> Vec<&Value> {
+        records
+            .iter()
+            .filter(|r| r["transport"] == transport)
+            .collect()
+    };
+    let polls = of("poll");
+    let kinds: Vec<(&str, &str)> = polls
+        .iter()
+        .map(|r| (r["dir"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("<", "request_head"), (">", "response_head"), (">", "body")],
+        "the poll after /stats is traced, request and response: {records:?}"
+    );
+    assert!(
+        records.iter().all(|r| r["transport"] != "untracked"),
+        "observers are never traced: {records:?}"
+    );
+    let conn = |r: &Value| r["conn"].as_u64().unwrap();
+    let publishes = of("publish");
+    let mut ids: Vec<u64> = vec![
+        conn(publishes[0]),
+        conn(polls[0]),
+        conn(publishes[publishes.len() - 1]),
+    ];
+    assert_eq!(conn(polls[0]), conn(polls[1]), "one connection, one id");
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        3,
+        "three TCP connections, three ids (slab slots are reused, ids are not): {records:?}"
+    );
+}

@@ -183,7 +183,10 @@ async function main() {
         lastError: p.lastError, duplicates: p.duplicates, gaps: p.gaps.length, requests: p.requests,
       };
     }
-    return { baseline: pw.baseline, panels, stats: pw.stats.available, trace: pw.trace.available, drops: pw.drops };
+    return {
+      baseline: pw.baseline, panels, stats: pw.stats.available, trace: pw.trace.available,
+      traced: { ...pw.trace.byTransport }, drops: pw.drops,
+    };
   });
   const summary = (s) => TRANSPORTS.map((k) => {
     const p = s.panels[k];
@@ -213,6 +216,23 @@ async function main() {
     }
     log(`${what}: every panel has ids 1..${last}, each exactly once`);
     return s;
+  }
+
+  /** Waits until the trace panel has received records of every transport since `since` (counts per
+   *  transport): the page's fetch and EventSource reuse keep-alive connections that first carried
+   *  an observer request (/stats, /trace), and those later requests must be traced too. */
+  async function waitTracedSince(what, since, ms) {
+    let st;
+    try {
+      await waitFor(what, ms, async () => {
+        st = await state();
+        return TRANSPORTS.every((k) => (st.traced[k] || 0) > (since[k] || 0));
+      }, 200);
+    } catch (e) {
+      throw new Failure(`${e.message}: trace records per transport ${JSON.stringify(st && st.traced)}, before ${JSON.stringify(since)}`);
+    }
+    log(`${what}: trace records per transport ${JSON.stringify(st.traced)}`);
+    return st.traced;
   }
 
   // 1. Load the page; all four transports connect.
@@ -245,6 +265,8 @@ async function main() {
   const orders = TRANSPORTS.map((k) => JSON.stringify(s.panels[k].ids));
   check(orders.every((o) => o === orders[0]), `panels disagree on ids: ${orders.join(" vs ")}`);
   log(`all four panels show the same ids: ${orders[0]}`);
+  if (s.trace) await waitTracedSince("every transport in the trace panel", {}, 10_000);
+  else check(!REQUIRE_DROP, "the trace panel is not available, but PUSHWIRE_E2E_REQUIRE_DROP=1 expects the full server");
   check(await page.getByTestId("last-id-ws").textContent() === String(published[published.length - 1]),
     "the WebSocket panel does not display the last id");
 
@@ -277,7 +299,7 @@ async function main() {
     check(probe.ok, `POST /drop/poll answered ${probe.status}`);
     dropsBegan = true;
     log(`POST /drop/poll → ${JSON.stringify(await probe.json())}`);
-    let publishing = true, publishError = null, n = 0;
+    let publishing = true, publishError = null, n = 0, tracedAfterDrops = {};
     const publisher = (async () => {
       while (publishing) {
         try { await publishFromNode(`during drops ${++n}`); } catch (e) { publishError = e; return; }
@@ -310,6 +332,7 @@ async function main() {
         }
         check(dropped >= 1, `POST /drop/${k} never dropped a connection, yet the page holds one`);
       }
+      tracedAfterDrops = (await state()).traced;
       // Streams must notice the drop and come back (SSE after the server's retry: delay).
       for (const k of ["sse", "ws"]) {
         await waitFor(`${k} to reconnect after the drop`, 15_000, async () => {
@@ -331,6 +354,8 @@ async function main() {
     log(`published ${n} messages during the drops`);
     s = await waitAllHaveEverything("resuming after server-side drops", 30_000);
     log(`after drops:\n  ${summary(s)}`);
+    // The reconnected transports are traced as well (new connections, some first used by observers).
+    if (s.trace) await waitTracedSince("every transport traced after the drops", tracedAfterDrops, 10_000);
   }
 
   // 5. Screenshot, with a little traffic for the chart.
