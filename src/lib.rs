@@ -2,22 +2,33 @@
 //! Server-Sent Events and WebSocket — over one pub/sub hub.
 //!
 //! ```text
-//!            ┌──────────────────────── server (the only mio code) ───────────────────────┐
-//!  socket ◄──┤ Connection: input buf ─► http1 core ─► router ─► polling / sse / websocket │
-//!            │             output queue ◄──────────── encoded bytes (shared Arc<[u8]>)     │
-//!            └────────────────────────────────┬──────────────────────────────────────────┘
-//!                                             │ publish / since / subscribe
-//!                                             ▼
-//!                                    hub (channels, ids, history; no I/O)
+//!   ┌─ server (the driver: the only mio, socket and clock code) ───────────────────────────────┐
+//!   │ listener, connection table, readiness, timer queue, read buffer; writes each OutQueue     │
+//!   └──────────┬─────────────────────────────── bytes in, now ──────────────────▲──────────────┘
+//!              ▼                                                                 │ bytes out
+//!   ┌─ app (no I/O, no clock) ─────────────────────────────────────────────────────────────────┐
+//!   │ router → Session: http1::Connection │ sse::Stream │ polling::LongPoll │ websocket::Endpoint│
+//!   │ hub (channels, ids, history) · delivery (one encoding per transport, shared) · ledger    │
+//!   └──────────────────────────────────────────────────────────────────────────────────────────┘
 //! ```
-//! Reading order: [`hub`] (what a message and a channel are), [`http1`] (the HTTP/1.1 core),
-//! [`polling`] (the poll and long-poll bodies), [`outbuf`] (how bytes are queued and shared),
-//! then [`server`], which drives them all from one `mio` event loop.
+//! Every session core takes input bytes and `now`, returns what happened, queues its output into
+//! an [`outbuf::OutQueue`] with its [`ledger`] layout, and answers `poll_timeout()` /
+//! `handle_timeout(now)`; the driver derives mio interest from what the session wants. So a
+//! session does not care which connection, thread or node it runs on.
 //!
-//! Dependencies point downward: protocol modules use `std`, `httparse` and the hub's message type;
-//! the hub uses nothing else in the crate; no protocol module depends on `server`, and the server
-//! does not use [`client`] (the measuring tools: clients for the four transports, `compare` and
-//! `load`; `compare` may start a [`server::Server`] in-process).
+//! Reading order: [`hub`] (what a message and a channel are), [`http1`] (the HTTP/1.1 codec and
+//! connection core), [`polling`], [`sse`], [`websocket`] (one module per transport, each with
+//! its codec and its session core), [`outbuf`] (how bytes are queued and shared), then
+//! [`server`], which drives them all from one `mio` event loop.
+//!
+//! Dependencies point downward and have no cycle: [`ledger`] and [`hub`] use nothing else in the
+//! crate; [`outbuf`] uses only the ledger; the protocol modules use the ledger, `outbuf`, and
+//! (`sse`) the HTTP/1.1 response and chunk codecs, (`polling`) the hub; [`trace`] reads the
+//! protocol codecs; `delivery` and the application sit above them all; only [`server`] knows
+//! `mio`, sockets and the clock (enforced by `clippy.toml`), and it does not use [`client`]
+//! (the measuring tools: clients for the four transports, `compare` and `load`, with their own
+//! mio driver; `compare` may start a [`server::Server`] in-process). The fuzz entry points
+//! (`fuzzing`) exist only with the `fuzzing` feature, which `fuzz/` and the tests turn on.
 #![warn(missing_docs, unreachable_pub)]
 // Unit tests start their virtual clocks at a real instant (clippy.toml fences the library itself).
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]

@@ -197,21 +197,6 @@ impl OutQueue {
         }
     }
 
-    /// Queues a copy of `bytes` framed as one HTTP chunk (`size CRLF bytes CRLF`) when `chunked`,
-    /// the framing counted as [`Category::ChunkFraming`] and the bytes as `category`; bare
-    /// otherwise (an HTTP/1.0 stream delimited by close).
-    pub fn push_framed(&mut self, bytes: &[u8], category: Category, chunked: bool) {
-        if !chunked {
-            self.push_bytes(bytes, category);
-            return;
-        }
-        let (framed, layout) = crate::http1::chunked::encode_chunk_with_layout(
-            bytes,
-            Layout::uniform(category, bytes.len()),
-        );
-        self.push_bytes_with(&framed, layout);
-    }
-
     fn push_entry(&mut self, segment: Segment, layout: Layout, stamp: Option<Instant>) {
         if segment.is_empty() {
             return;

@@ -8,6 +8,7 @@
 //! The decoder is strict about line ends (CRLF only): a lenient chunk parser is how request
 //! smuggling happens when a proxy in front reads the same bytes differently.
 use crate::ledger::{Category, Layout};
+use crate::outbuf::OutQueue;
 use std::fmt;
 
 /// Why a chunked body is invalid. Every variant is answered with 400 and the connection is closed.
@@ -256,6 +257,18 @@ pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Queues a copy of `bytes` framed as one HTTP chunk (`size CRLF bytes CRLF`) when `chunked`,
+/// the framing counted as [`Category::ChunkFraming`] and the bytes as `category`; bare otherwise
+/// (an HTTP/1.0 stream delimited by close).
+pub fn queue_chunk(out: &mut OutQueue, bytes: &[u8], category: Category, chunked: bool) {
+    if !chunked {
+        out.push_bytes(bytes, category);
+        return;
+    }
+    let (framed, layout) = encode_chunk_with_layout(bytes, Layout::uniform(category, bytes.len()));
+    out.push_bytes_with(&framed, layout);
 }
 
 /// One chunk carrying `data`, with the layout of the whole chunk for the wire ledger: the size

@@ -8,9 +8,12 @@
 //! server restarted), the answer says so ([`Backlog::gap`], [`Backlog::reset`]) instead of silently
 //! skipping.
 //!
-//! Subscribers are identified by an opaque [`SubscriberId`] (the server uses its connection token).
+//! Subscribers are identified by an opaque [`SubscriberId`] (the driver uses its connection-table
+//! key). Each message carries a cache of type `C` that the hub stores but never reads: the server
+//! puts each transport's encoding there (`delivery::Encodings`), so the hub knows no transport.
 //! A *stream* subscriber (SSE, WebSocket) gets every message until it unsubscribes; a *once*
-//! subscriber (a parked long-poll) is removed by the first publish that wakes it.
+//! subscriber (a parked long-poll) is removed by the first publish that wakes it. A publish returns
+//! each subscriber with its [`Subscription`] kind, so fan-out needs no guessing.
 //!
 //! The hub is one plain struct behind `&mut self`, so a future one-loop-per-core server can put it
 //! behind a lock or a message queue without changing its interface.

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::event::{encode_comment, encode_retry};
-use crate::http1::chunked::{LAST_CHUNK, encode_chunk};
+use crate::http1::chunked::{LAST_CHUNK, encode_chunk, queue_chunk};
 use crate::http1::{Exchange, ResponseBody, ResponseHead, Status};
 use crate::ledger::{ByCategory, Category};
 use crate::outbuf::{OutQueue, SharedUnit};
@@ -72,7 +72,7 @@ impl Stream {
         let mut syntax = Vec::with_capacity(16 + opening.notices.len());
         encode_retry(opening.retry.as_millis() as u64, &mut syntax);
         syntax.extend_from_slice(opening.notices);
-        out.push_framed(&syntax, opening.notices_category, chunked);
+        queue_chunk(out, &syntax, opening.notices_category, chunked);
         Stream {
             chunked,
             heartbeat: opening.heartbeat,
