@@ -128,7 +128,8 @@ impl BodyDecoder {
         Ok(consumed)
     }
 
-    /// Whether the whole body has been read: the length reached, or the last chunk and trailers seen.
+    /// Whether the whole body has been read: the length reached, or the last chunk and trailers
+    /// seen.
     pub fn is_done(&self) -> bool {
         match self {
             BodyDecoder::Length { remaining } => *remaining == 0,

@@ -34,7 +34,8 @@ pub enum RequestError {
     /// The body is larger than the maximum message size → 413. `announced` is the
     /// Content-Length, when the head said it; a chunked body is refused when it passes `max`.
     BodyTooLarge {
-        /// The Content-Length the head announced, in bytes; `None` for a chunked body, refused as it grew.
+        /// The Content-Length the head announced, in bytes; `None` for a chunked body, refused
+        /// as it grew.
         announced: Option<u64>,
         /// The largest body accepted, in bytes (`--max-message-size`).
         max: usize,

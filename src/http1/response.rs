@@ -7,7 +7,8 @@ use std::io::Write;
 pub struct Status(pub u16);
 
 impl Status {
-    /// 100 Continue: the interim answer to `Expect: 100-continue` (RFC 9110 §15.2.1); see [`CONTINUE_100`].
+    /// 100 Continue: the interim answer to `Expect: 100-continue` (RFC 9110 §15.2.1); sent as
+    /// [`CONTINUE_100`].
     pub const CONTINUE: Status = Status(100);
     /// 101 Switching Protocols: the accepted WebSocket upgrade (RFC 9110 §15.2.2).
     pub const SWITCHING_PROTOCOLS: Status = Status(101);

@@ -188,7 +188,8 @@ impl<C: Default> Hub<C> {
         }
     }
 
-    /// Adds `who` to `channel` (creating the channel): for every message until unsubscribed, or the next one only.
+    /// Adds `who` to `channel` (creating the channel), for every message until unsubscribed or for
+    /// the next one only, as `how` says.
     pub fn subscribe(&mut self, channel: &str, who: SubscriberId, how: Subscription) {
         self.channel_mut(channel).subscribe(who, how);
     }
