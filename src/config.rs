@@ -7,6 +7,8 @@ use crate::http1;
 use crate::hub::HistoryLimits;
 use crate::trace::TraceOptions;
 
+/// The server's settings: every limit and timeout, built from the command line by `main` and
+/// checked with [`Config::validate`] before the server starts.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
@@ -86,7 +88,12 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// The default long-poll wait is longer than the longest a long-poll may ask for.
-    LongpollTimeoutAboveMax { timeout: Duration, max: Duration },
+    LongpollTimeoutAboveMax {
+        /// `--longpoll-timeout`: the wait a long-poll gets when it names none.
+        timeout: Duration,
+        /// `--longpoll-max-timeout`: the longest wait a long-poll may ask for.
+        max: Duration,
+    },
     /// A largest message of 0 bytes: every publish would be refused.
     ZeroMaxMessageSize,
     /// At most 0 connections: every client would be refused.

@@ -33,6 +33,7 @@ pub enum Segment {
 }
 
 impl Segment {
+    /// The segment's bytes, whichever owner holds them.
     pub fn as_slice(&self) -> &[u8] {
         match self {
             Segment::Owned(v) => v,
@@ -41,10 +42,12 @@ impl Segment {
         }
     }
 
+    /// Bytes in the segment, counted from its start (not from a queue's write position).
     pub fn len(&self) -> usize {
         self.as_slice().len()
     }
 
+    /// Whether the segment holds no bytes; empty segments are never queued.
     pub fn is_empty(&self) -> bool {
         self.as_slice().is_empty()
     }
@@ -53,11 +56,14 @@ impl Segment {
 /// An encoded unit shared by every subscriber: its bytes and what they are.
 #[derive(Debug, Clone)]
 pub struct SharedUnit {
+    /// The encoding, one allocation shared by every queue that holds it.
     pub bytes: Arc<[u8]>,
+    /// What each byte of `bytes` is for; it covers `bytes` exactly.
     pub layout: Layout,
 }
 
 impl SharedUnit {
+    /// Freezes `bytes` for sharing; `layout` must cover them exactly (checked in debug builds).
     pub fn new(bytes: Vec<u8>, layout: Layout) -> SharedUnit {
         debug_assert_eq!(
             layout.len(),
@@ -81,6 +87,7 @@ pub enum Part {
 }
 
 impl Part {
+    /// Bytes the part adds to the body: its share of the `Content-Length`.
     pub fn len(&self) -> usize {
         match self {
             Part::Owned(bytes, _) => bytes.len(),
@@ -88,6 +95,7 @@ impl Part {
         }
     }
 
+    /// Whether the part adds no bytes to the body.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -125,6 +133,7 @@ pub struct OutQueue {
 }
 
 impl OutQueue {
+    /// An empty queue.
     pub fn new() -> OutQueue {
         OutQueue::default()
     }
@@ -134,6 +143,7 @@ impl OutQueue {
         self.pending
     }
 
+    /// Whether every queued byte has been written: nothing is left for the socket.
     pub fn is_empty(&self) -> bool {
         self.pending == 0
     }

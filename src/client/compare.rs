@@ -32,10 +32,13 @@ pub struct Workload {
     pub url: Option<String>,
     /// Subscribers per transport.
     pub subscribers: usize,
+    /// Messages published in all: half before the drop, half after.
     pub messages: u64,
     /// Messages per second.
     pub rate: f64,
+    /// Size of each message, in bytes (longer when the sequence number and send time need more).
     pub payload: usize,
+    /// How long pollers wait between an answer and their next request.
     pub poll_interval: Duration,
 }
 
@@ -52,15 +55,22 @@ impl Default for Workload {
     }
 }
 
+/// Latency percentiles of one transport, in microseconds from publish to receipt, measured on
+/// the client against the send time each payload carries.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Latency {
+    /// Median latency, µs.
     pub p50: u64,
+    /// 90th percentile, µs.
     pub p90: u64,
+    /// 99th percentile, µs.
     pub p99: u64,
+    /// Largest latency, µs (to the histogram's 3 significant digits).
     pub max: u64,
 }
 
 impl Latency {
+    /// The percentiles of `h`, a histogram in microseconds.
     pub fn of(h: &Histogram<u64>) -> Latency {
         Latency {
             p50: h.value_at_quantile(0.5),
@@ -74,28 +84,44 @@ impl Latency {
 /// The server's view of one transport for the run (the difference of two `/stats` readings).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct LedgerView {
+    /// Bytes the ledger counts as written to this transport's clients during the run.
     pub bytes_out: u64,
+    /// Bytes the ledger counts as read from them.
     pub bytes_in: u64,
+    /// Payload bytes among `bytes_out`.
     pub payload_out: u64,
+    /// Whether the ledger's out equals the clients' bytes read and its in their bytes written:
+    /// every byte accounted for on both sides.
     pub agrees: bool,
 }
 
 /// One column of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
+    /// The transport measured.
     pub transport: Kind,
+    /// Subscribers of this transport.
     pub subscribers: usize,
     /// Messages every subscriber should have received, summed.
     pub expected: u64,
+    /// Messages received, duplicates included.
     pub delivered: u64,
+    /// Expected messages some subscriber never received, summed over subscribers.
     pub lost: u64,
+    /// Extra copies of messages a subscriber had already received, summed over subscribers.
     pub duplicated: u64,
+    /// The subscribers' counters, summed.
     pub counters: Counters,
+    /// Requests written per delivered message (the cost of asking; a stream's is near 0).
     pub requests_per_message: f64,
+    /// Messages per non-empty poll answer (pollers only; 0 for streams).
     pub messages_per_response: f64,
     /// Server → client, per delivered message.
     pub down_per_message: f64,
+    /// Payload bytes received per delivered message: the message size when nothing is lost.
     pub down_payload_per_message: f64,
+    /// Bytes received per delivered message that are not payload: heads, framing, envelopes,
+    /// handshakes, control frames and empty answers.
     pub down_overhead_per_message: f64,
     /// Server → client overhead per message once the stream is open: without the opening
     /// exchanges and control frames (SSE and WebSocket framing and envelope).
@@ -104,35 +130,54 @@ pub struct Column {
     pub up_per_message: f64,
     /// Opening request and answer head, per connection (SSE and WebSocket).
     pub handshake_up: f64,
+    /// Answer head bytes of the opening exchange, per connection (SSE and WebSocket).
     pub handshake_down: f64,
+    /// Publish-to-receipt latency percentiles, in microseconds.
     pub latency_us: Latency,
     /// From the drop to the first message on the resumed connection, slowest subscriber.
     pub recovery_ms: f64,
+    /// How the transport resumes after a drop ([`Kind::resume_rule`]).
     pub resumed_by: &'static str,
+    /// The server's ledger for this transport over the run, checked against `counters`.
     pub ledger: LedgerView,
 }
 
+/// One claim of the comparison (`shared/CLAIMS.md`) and what this run measured about it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Claim {
+    /// The claim as the comparison states it.
     pub claim: &'static str,
+    /// What the run's figures say about it, numbers included.
     pub verdict: String,
 }
 
+/// What `pushwire compare` measured: the workload, one column per transport, the publisher's
+/// counts, and a verdict for each claim.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The server's base URL, or `embedded` for one started in this process.
     pub server: String,
+    /// Subscribers per transport.
     pub subscribers: usize,
+    /// Messages published, half before the drop and half after.
     pub messages: u64,
+    /// Publish rate, in messages per second.
     pub rate: f64,
+    /// Size of each message, in bytes.
     pub payload: usize,
+    /// The pollers' interval, in seconds.
     pub poll_interval_s: f64,
+    /// Wall time of the run, in seconds (one decimal).
     pub elapsed_s: f64,
+    /// One column per transport, in [`Kind::ALL`] order.
     pub columns: Vec<Column>,
     /// The publisher: one keep-alive connection of `POST`s.
     pub publish: Counters,
+    /// The server's ledger for the `publish` transport over the run, checked against `publish`.
     pub publish_ledger: LedgerView,
     /// Every transport's client-side byte counts equal the server ledger's.
     pub ledger_agrees: bool,
+    /// Each claim with its measured verdict.
     pub claims: Vec<Claim>,
 }
 

@@ -16,6 +16,8 @@ use super::subscriber::{Counters, Delivery, Next, Subscriber};
 
 /// Where delivered messages go.
 pub trait Sink {
+    /// Called for each message a subscriber receives: `key` is its connection's key in the driver,
+    /// `now` the moment of the read that completed the message (latency is measured from it).
     fn deliver(&mut self, key: usize, sub: &Subscriber, delivery: Delivery<'_>, now: Instant);
 }
 
@@ -26,12 +28,16 @@ impl Sink for Discard {
     fn deliver(&mut self, _: usize, _: &Subscriber, _: Delivery<'_>, _: Instant) {}
 }
 
+/// What a driver connection is for: reading a channel as one transport, or publishing to it.
 pub enum Role {
+    /// A subscriber of one transport, measuring what it receives.
     Sub(Box<Subscriber>),
+    /// A publisher sending messages over HTTP when the controller says.
     Pub(Box<Publisher>),
 }
 
 impl Role {
+    /// The connection's byte, message and error counters, whichever role it plays.
     pub fn counters(&self) -> &Counters {
         match self {
             Role::Sub(s) => &s.counters,
@@ -64,6 +70,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// `EINPROGRESS`: a non-blocking connect under way.
 const EINPROGRESS: i32 = 115;
 
+/// Many client connections on one `mio` poll: opens (and re-opens) them, moves their bytes, runs
+/// their timers and hands every delivery to a [`Sink`].
 pub struct Driver {
     poll: Poll,
     events: Events,
@@ -75,6 +83,7 @@ pub struct Driver {
     next_source: usize,
     /// Connections that failed to open, and the latest reason.
     pub connect_errors: u64,
+    /// The latest failure of any connection (connect, read, or a response its role refused).
     pub last_error: Option<String>,
 }
 
@@ -109,18 +118,22 @@ impl Driver {
         })
     }
 
+    /// Connections added, open or not; none is ever removed.
     pub fn len(&self) -> usize {
         self.conns.len()
     }
 
+    /// Whether no connection was added.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
     }
 
+    /// Every connection's key and role, in key order.
     pub fn roles(&self) -> impl Iterator<Item = (usize, &Role)> {
         self.conns.iter().map(|(k, c)| (k, &c.role))
     }
 
+    /// The role of connection `key`; `None` for a key that was never added.
     pub fn role(&self, key: usize) -> Option<&Role> {
         self.conns.get(key).map(|c| &c.role)
     }

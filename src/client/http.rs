@@ -9,15 +9,21 @@ const MAX_HEADERS: usize = 64;
 /// The fields of a response head the clients act on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
+    /// The status code (0 if the parser gave none).
     pub status: u16,
     /// Bytes of the head, blank line included.
     pub len: usize,
+    /// The `Content-Length` value, when present and a valid number.
     pub content_length: Option<u64>,
+    /// Whether `Transfer-Encoding` ends in `chunked`: the body is chunked.
     pub chunked: bool,
     /// `Connection: close`, or HTTP/1.0 without keep-alive.
     pub close: bool,
+    /// The `ETag`, sent back as `If-None-Match` by pollers of servers that use it.
     pub etag: Option<String>,
+    /// The `Last-Modified` value, sent back as `If-Modified-Since`.
     pub last_modified: Option<String>,
+    /// `Sec-WebSocket-Accept`, checked against the key sent in the upgrade.
     pub ws_accept: Option<String>,
 }
 
@@ -28,10 +34,14 @@ impl Head {
     }
 }
 
+/// Why a response could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
+    /// The head is not valid HTTP/1.1 (httparse's reason).
     Head(String),
+    /// No blank line within [`MAX_HEAD`] bytes.
     HeadTooLarge,
+    /// The chunked body is not valid (RFC 9112 §7.1).
     Chunked(ChunkedError),
 }
 
@@ -121,6 +131,7 @@ impl Default for ResponseReader {
 }
 
 impl ResponseReader {
+    /// A reader waiting for a response head.
     pub fn new() -> ResponseReader {
         ResponseReader::default()
     }
@@ -130,6 +141,7 @@ impl ResponseReader {
         self.state = State::Head;
     }
 
+    /// Whether the head has been read and the body is still coming.
     pub fn in_body(&self) -> bool {
         !matches!(self.state, State::Head | State::Done)
     }

@@ -21,6 +21,8 @@ use super::url::Url;
 
 pub use super::report::load_table as table;
 
+/// What `pushwire load` runs: the URL templates (`{channel}` is filled in), how many subscribers
+/// and channels, and the publish rate, size and duration.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     /// `http://host/pub/{channel}`
@@ -29,68 +31,117 @@ pub struct LoadConfig {
     pub sub_urls: Vec<(Kind, String)>,
     /// Subscribers per transport.
     pub subscribers: usize,
+    /// Channels the subscribers spread over (subscriber `i` takes channel `i % channels`).
     pub channels: usize,
+    /// Channel names are this prefix followed by 0, 1, 2…
     pub channel_prefix: String,
     /// Messages per second on each channel (0: idle connections only).
     pub rate: f64,
+    /// Size of each message, in bytes (at least what the sequence number and send time take).
     pub payload: usize,
+    /// How long to publish for.
     pub duration: Duration,
+    /// Local addresses the subscribers' connections bind to in turn (empty: the kernel picks), to
+    /// open more connections than one source address has ports.
     pub source_ips: Vec<IpAddr>,
+    /// Subscriber threads, each with its own `mio` loop.
     pub threads: usize,
+    /// The server's process id, when it runs on this machine: its CPU time and RSS are reported.
     pub server_pid: Option<u32>,
+    /// Time between a poll's answer and the next request (poll subscribers).
     pub poll_interval: Duration,
     /// How long to wait for stragglers after the last publish.
     pub drain: Duration,
 }
 
+/// What one transport's subscribers (or, in `total`, all of them) measured during a load run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransportReport {
+    /// The transport (`ws` in the `total` row, which sums every transport).
     pub transport: Kind,
+    /// Subscribers of this transport.
     pub subscribers: usize,
     /// Subscribers whose connection was up when publishing started.
     pub ready: usize,
+    /// Messages the subscribers should have received: each one's channel's publishes, summed.
     pub expected: u64,
+    /// Distinct messages received (duplicates not counted).
     pub delivered: u64,
+    /// Expected messages never received: `lost_holes + lost_tail`.
     pub lost: u64,
+    /// Lost messages older than the newest one received: gaps a resume should have filled.
     pub lost_holes: u64,
+    /// Lost messages after the newest one received: not arrived by the end of the drain.
     pub lost_tail: u64,
+    /// Copies of messages a subscriber had already received.
     pub duplicates: u64,
+    /// Messages received after a newer one (by sequence number).
     pub out_of_order: u64,
+    /// Publish-to-receipt latency percentiles, in microseconds, measured on the client.
     pub latency_us: Latency,
+    /// Distinct messages received per second of publishing, all subscribers together.
     pub deliveries_per_s: f64,
+    /// Bytes received per message received: payload plus every overhead, server to client.
     pub bytes_down_per_message: f64,
+    /// Bytes sent per message received, client to server (polls, handshakes, pongs).
     pub bytes_up_per_message: f64,
+    /// The subscribers' counters, summed.
     pub counters: Counters,
 }
 
+/// What the server process cost during the run, read from `/proc` (with `server_pid` given).
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerUsage {
+    /// The server's process id.
     pub pid: u32,
+    /// CPU time (user and system) the server used while publishing and draining, in seconds.
     pub cpu_s: f64,
+    /// Server CPU per delivered message, in microseconds; `None` when nothing was delivered.
     pub cpu_us_per_delivery: Option<f64>,
+    /// Resident memory before the subscribers connected, in bytes.
     pub rss_before_bytes: u64,
+    /// Resident memory once every subscriber was connected, in bytes.
     pub rss_connected_bytes: u64,
+    /// Resident memory at the end of the run, in bytes.
     pub rss_end_bytes: u64,
+    /// Memory each open connection added (`rss_connected - rss_before` over open connections), in
+    /// bytes; `None` when RSS did not grow.
     pub rss_per_connection_bytes: Option<f64>,
 }
 
+/// What `pushwire load` measured: the run's settings, then the figures per transport and in
+/// total, client CPU, and the server's usage when its pid was given.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
+    /// Channels published to.
     pub channels: usize,
+    /// Publish rate on each channel, in messages per second.
     pub rate_per_channel: f64,
+    /// Size of each message, in bytes.
     pub payload: usize,
+    /// Seconds of publishing, measured.
     pub duration_s: f64,
+    /// Subscriber threads used.
     pub threads: usize,
+    /// Source addresses the connections were spread over (1 when the kernel picked).
     pub source_ips: usize,
+    /// Messages published, every channel together.
     pub published: u64,
+    /// Publishes answered with a status other than 2xx.
     pub publish_refused: u64,
+    /// Subscribers ready when publishing started, every thread together.
     pub connections_open: usize,
+    /// Subscriber connections that failed to open (each retry counts).
     pub connect_errors: u64,
+    /// One report per transport, in the order the subscriber URLs were given.
     pub transports: Vec<TransportReport>,
+    /// Every transport together.
     pub total: TransportReport,
     /// Client CPU per received message, per subscriber thread (µs).
     pub client_cpu_us_per_message: Vec<f64>,
+    /// The server's CPU and memory, when `server_pid` was given and `/proc` could be read.
     pub server: Option<ServerUsage>,
+    /// The latest failure a subscriber connection met, if any (a connect error, a bad response).
     pub last_error: Option<String>,
 }
 
@@ -236,6 +287,9 @@ fn subscriber_thread(
     })
 }
 
+/// Runs the load: connects every subscriber (spread over `threads`), publishes for `duration`
+/// at `rate` per channel, waits up to `drain` for stragglers, and reports; `progress` is told
+/// what is happening.
 pub fn run(cfg: &LoadConfig, progress: &dyn Fn(&str)) -> Result<LoadReport, String> {
     payload::epoch();
     let threads = cfg.threads.max(1);

@@ -6,9 +6,14 @@ use super::http::ResponseReader;
 use super::subscriber::{Counters, Next};
 use super::url::Url;
 
+/// One publishing connection: pipelined `POST`s to one channel's URL, answers counted; no clock
+/// of its own (`now` is passed in).
 pub struct Publisher {
+    /// Where to publish: the channel's `POST` URL.
     pub url: Url,
+    /// The caller's label for this publisher (`load` uses the channel's index); not sent.
     pub tag: usize,
+    /// Requests, messages, payload and error counts, like a subscriber's.
     pub counters: Counters,
     /// Requests sent and not yet answered.
     pub outstanding: u64,
@@ -20,6 +25,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher to `url`, not yet connected.
     pub fn new(url: Url, tag: usize) -> Publisher {
         Publisher {
             url,
@@ -33,6 +39,7 @@ impl Publisher {
         }
     }
 
+    /// The connection is (re)opened: requests pending on the old one count as lost.
     pub fn connected(&mut self) {
         self.counters.connections += 1;
         self.reader.reset();
@@ -57,6 +64,7 @@ impl Publisher {
         self.outstanding += 1;
     }
 
+    /// Reads answers from `input`, counting non-2xx ones as refused; returns the bytes consumed.
     pub fn on_input(&mut self, input: &[u8], now: Instant) -> Result<(usize, Next), String> {
         let mut pos = 0;
         loop {
@@ -87,6 +95,7 @@ impl Publisher {
         }
     }
 
+    /// The server closed the connection: reconnect at once.
     pub fn on_eof(&mut self, now: Instant) -> Next {
         Next::Close(Some(now))
     }

@@ -267,6 +267,8 @@ fn settings(r: &Report) -> String {
     )
 }
 
+/// The `pushwire compare` report as an aligned text table: the run's settings, one column per
+/// transport, then each claim with its measured verdict.
 pub fn table(r: &Report) -> String {
     let rows = rows(r);
     let label_w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
@@ -296,6 +298,7 @@ pub fn table(r: &Report) -> String {
     out
 }
 
+/// The same report in GitHub Markdown: the table, then a claim and verdict table.
 pub fn markdown(r: &Report) -> String {
     let mut out = format!("{}\n\n| | ", settings(r));
     let heads: Vec<&str> = r.columns.iter().map(|c| c.transport.name()).collect();
@@ -317,6 +320,8 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
+/// The same report as CSV: one line per row, prefixed with the run's payload size and rate, so
+/// runs of several sizes and rates can be concatenated.
 pub fn csv(r: &Report) -> String {
     let quote = |s: &str| {
         if s.contains([',', '"', '\n']) {

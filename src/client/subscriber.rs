@@ -18,18 +18,25 @@ use super::ws::{FrameReader, Incoming, Nonces, check_handshake, client_frame, up
 use crate::sse;
 use crate::websocket::Opcode;
 
+/// The transport a subscriber reads a channel with; serialized in lowercase in reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// Interval polling: `GET` every `poll_interval`.
     Poll,
+    /// Long polling: a new `GET` as soon as the last one is answered.
     LongPoll,
+    /// Server-Sent Events: one streaming `GET`.
     Sse,
+    /// WebSocket: one upgraded connection.
     Ws,
 }
 
 impl Kind {
+    /// Every kind, in report order.
     pub const ALL: [Kind; 4] = [Kind::Poll, Kind::LongPoll, Kind::Sse, Kind::Ws];
 
+    /// The lowercase name used on the command line and in reports (`longpoll`, `ws`).
     pub fn name(self) -> &'static str {
         match self {
             Kind::Poll => "poll",
@@ -39,6 +46,7 @@ impl Kind {
         }
     }
 
+    /// The kind called `name` (as [`Kind::name`] spells it), if any.
     pub fn from_name(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
     }
@@ -57,13 +65,19 @@ impl Kind {
 /// Everything a subscriber counted. Bytes are added by the driver as they cross the socket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
+    /// TCP connections opened (the first and every reconnection).
     pub connections: u64,
+    /// Requests written: polls, stream openings, publishes.
     pub requests: u64,
+    /// Complete responses read (an SSE stream counts once, when it ends).
     pub responses: u64,
     /// Answers that carried no message (204, 304, an empty list).
     pub empty: u64,
+    /// Messages delivered (subscribers) or published (publishers).
     pub messages: u64,
+    /// Every byte written to the socket.
     pub bytes_out: u64,
+    /// Every byte read from the socket.
     pub bytes_in: u64,
     /// Message data bytes received (what the publisher sent).
     pub payload_in: u64,
@@ -71,16 +85,20 @@ pub struct Counters {
     pub payload_out: u64,
     /// Opening request and answer head of a stream (SSE, WebSocket).
     pub handshake_out: u64,
+    /// Response head bytes of a stream's opening (the 200 or 101).
     pub handshake_in: u64,
     /// Ping, pong and close frames.
     pub control_in: u64,
+    /// Pong and close frame bytes written, masked.
     pub control_out: u64,
     /// Reconnections that carried a resume point.
     pub resumes: u64,
+    /// Failed connects, read errors, refused answers and unreadable input.
     pub errors: u64,
 }
 
 impl Counters {
+    /// Adds every count of `o` to this one (totals per kind or per run).
     pub fn add(&mut self, o: &Counters) {
         self.connections += o.connections;
         self.requests += o.requests;
@@ -103,7 +121,10 @@ impl Counters {
 /// One delivered message: the server's id when it gave one, and the message data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery<'a> {
+    /// The server's message id, when the transport carries one (poll JSON, SSE `id:`, WebSocket
+    /// envelope).
     pub id: Option<u64>,
+    /// The message's data, as the publisher sent it.
     pub data: &'a [u8],
 }
 
@@ -121,6 +142,7 @@ pub enum Next {
 /// Settings shared by the subscribers of a run.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Time between one poll's answer and the next request.
     pub poll_interval: Duration,
     /// `timeout=` sent with long-polls (seconds), if any.
     pub longpoll_timeout: Option<f64>,
@@ -152,13 +174,18 @@ enum State {
     Streaming,
 }
 
+/// One subscriber connection of one [`Kind`], sans-IO: it writes requests into the driver's
+/// output buffer, reads the server's bytes, and keeps a resume point across reconnections.
 pub struct Subscriber {
+    /// The transport it subscribes with.
     pub kind: Kind,
+    /// The channel's URL for that transport (`http://` or `ws://`).
     pub url: Url,
     /// Which channel of the run (for the tools' bookkeeping).
     pub tag: usize,
     /// The newest server id seen: `since=` for pollers and WebSocket.
     pub cursor: Option<u64>,
+    /// What it counted; the driver adds the socket bytes.
     pub counters: Counters,
     opts: Options,
     state: State,
@@ -179,6 +206,7 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// A disconnected subscriber; `seed` makes its WebSocket keys and masks reproducible.
     pub fn new(kind: Kind, url: Url, tag: usize, opts: Options, seed: u64) -> Subscriber {
         Subscriber {
             kind,
@@ -214,6 +242,7 @@ impl Subscriber {
         }
     }
 
+    /// Whether a connection is open (connecting, waiting or streaming).
     pub fn is_connected(&self) -> bool {
         self.state != State::Disconnected
     }

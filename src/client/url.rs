@@ -2,18 +2,21 @@
 //! templates filled in before parsing.
 use std::net::{SocketAddr, ToSocketAddrs};
 
+/// A parsed `http://` or `ws://` URL: where to connect and what to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
     /// `ws` or `http` (`https`/`wss` are refused: the tools measure plain TCP).
     pub websocket: bool,
     /// `host[:port]` as written, for the `Host` field.
     pub authority: String,
+    /// The first address `authority` resolves to (port 80 when none is given).
     pub addr: SocketAddr,
     /// Path and query, never empty (`/` at least).
     pub target: String,
 }
 
 impl Url {
+    /// Parses an `http://` or `ws://` URL and resolves its host; an error says what is wrong.
     pub fn parse(s: &str) -> Result<Url, String> {
         let (websocket, rest) = if let Some(r) = s.strip_prefix("http://") {
             (false, r)

@@ -13,10 +13,12 @@ use crate::websocket::{FrameHead, Opcode, accept_key, apply_mask, encode_masked_
 pub struct Nonces(u64);
 
 impl Nonces {
+    /// A generator seeded with `seed`; the same seed gives the same keys and masks (xorshift64*).
     pub fn new(seed: u64) -> Nonces {
         Nonces(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
+    /// The next 64 pseudo-random bits.
     pub fn next_u64(&mut self) -> u64 {
         // xorshift64*
         let mut x = self.0;
@@ -27,6 +29,7 @@ impl Nonces {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A masking key for one client frame (RFC 6455 §5.3).
     pub fn mask(&mut self) -> [u8; 4] {
         (self.next_u64() as u32).to_ne_bytes()
     }
@@ -73,18 +76,26 @@ pub fn check_handshake(head: &Head, key: &str) -> Result<(), String> {
 /// One thing the server sent: a whole message, or a control frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Incoming<'a> {
+    /// A whole text message, fragments joined; not checked for UTF-8.
     Text(&'a [u8]),
+    /// A whole binary message, fragments joined.
     Binary(&'a [u8]),
+    /// A ping's application data; a client answers it with a pong carrying the same bytes.
     Ping(&'a [u8]),
+    /// A pong's application data.
     Pong(&'a [u8]),
+    /// A close frame's body: a 2-byte status code then a UTF-8 reason, or empty.
     Close(&'a [u8]),
 }
 
 /// Byte counts of what [`FrameReader::read`] consumed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FrameBytes {
+    /// Bytes of data frame heads (every byte of a message frame but its payload).
     pub heads: usize,
+    /// Bytes of data frame payloads: the messages' own bytes.
     pub data: usize,
+    /// Bytes of control frames (ping, pong, close), head and body together.
     pub control: usize,
 }
 
@@ -97,6 +108,7 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    /// A reader expecting a frame head, with no message under way.
     pub fn new() -> FrameReader {
         FrameReader::default()
     }

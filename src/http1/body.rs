@@ -71,7 +71,12 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 /// Reads a body of a known framing out of successive input slices, enforcing a size limit.
 #[derive(Debug, Clone)]
 pub enum BodyDecoder {
-    Length { remaining: u64 },
+    /// A `Content-Length` body (RFC 9112 §6.3).
+    Length {
+        /// Body bytes still to read, in bytes.
+        remaining: u64,
+    },
+    /// A `Transfer-Encoding: chunked` body (RFC 9112 §7.1).
     Chunked(ChunkedDecoder),
 }
 
@@ -123,6 +128,8 @@ impl BodyDecoder {
         Ok(consumed)
     }
 
+    /// Whether the whole body has been read: the length reached, or the last chunk and trailers
+    /// seen.
     pub fn is_done(&self) -> bool {
         match self {
             BodyDecoder::Length { remaining } => *remaining == 0,

@@ -104,6 +104,7 @@ impl Default for ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// A decoder waiting for the first chunk-size line.
     pub fn new() -> ChunkedDecoder {
         ChunkedDecoder::default()
     }

@@ -48,7 +48,10 @@ pub struct Settings {
 /// connection stays open after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exchange {
+    /// The request's HTTP minor version (0 or 1); the response is sent in the same version.
     pub minor_version: u8,
+    /// Whether the connection stays open after the response: the client allows it (RFC 9112 §9.3)
+    /// and the server is not shutting down.
     pub keep_alive: bool,
 }
 
@@ -104,6 +107,7 @@ pub struct Received {
     /// What the consumed bytes were, by ledger category (a head's bytes are left to the
     /// application, which knows whether it was an upgrade).
     pub tally: ByCategory,
+    /// The event the consumed bytes completed, if any; `None` when more input is needed.
     pub event: Option<Event>,
 }
 
@@ -180,9 +184,13 @@ impl Content {
 /// A response to queue.
 #[derive(Debug)]
 pub struct Response<'a> {
+    /// The status line's code and reason.
     pub status: Status,
+    /// The `Content-Type` value; `None` sends no such header.
     pub content_type: Option<&'a str>,
+    /// Further `(name, value)` header fields, written as given and in order.
     pub extra: &'a [(&'a str, &'a str)],
+    /// The body, always sent with a `Content-Length`.
     pub content: Content,
 }
 
@@ -190,8 +198,11 @@ pub struct Response<'a> {
 /// the status calls for (`Allow` on 405, `Retry-After` on 503…).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
+    /// The status line's code and reason.
     pub status: Status,
+    /// Why, in a few words; the plain-text body is `<status>: <reason>`.
     pub reason: String,
+    /// Header fields the status calls for (`Allow`, `Retry-After`), written as given.
     pub headers: &'static [(&'static str, &'static str)],
 }
 

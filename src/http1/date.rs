@@ -2,6 +2,7 @@
 //! once per response. The caller supplies the wall-clock time.
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The `Date` header value for the current second, reformatted only when the second changes.
 #[derive(Debug, Default)]
 pub struct DateCache {
     second: u64,

@@ -33,7 +33,13 @@ pub enum RequestError {
     UnsupportedTransferCoding,
     /// The body is larger than the maximum message size → 413. `announced` is the
     /// Content-Length, when the head said it; a chunked body is refused when it passes `max`.
-    BodyTooLarge { announced: Option<u64>, max: usize },
+    BodyTooLarge {
+        /// The Content-Length the head announced, in bytes; `None` for a chunked body, refused
+        /// as it grew.
+        announced: Option<u64>,
+        /// The largest body accepted, in bytes (`--max-message-size`).
+        max: usize,
+    },
     /// The chunked body is not valid (RFC 9112 §7.1) → 400.
     BadChunkedBody(ChunkedError),
     /// An `Expect` value other than `100-continue` (RFC 9110 §10.1.1) → 417.

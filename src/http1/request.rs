@@ -28,18 +28,22 @@ impl Default for Limits {
 /// One header field as received: the name as sent (compare it case-insensitively) and the raw value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The field name as sent, original case.
     pub name: String,
+    /// The raw field value as httparse returns it; bytes, not necessarily UTF-8.
     pub value: Vec<u8>,
 }
 
 /// A parsed, owned request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
+    /// The method as sent; methods are case-sensitive (`GET`, `POST`, …).
     pub method: String,
     /// The request target as sent (origin form: path and optional query).
     pub target: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
+    /// Every header field, in the order received.
     pub headers: Vec<Header>,
     /// Bytes the head took on the wire, blank line included.
     pub len: usize,
@@ -143,6 +147,7 @@ pub struct HeadReader {
 }
 
 impl HeadReader {
+    /// A reader that has scanned nothing yet.
     pub fn new() -> HeadReader {
         HeadReader::default()
     }

@@ -7,17 +7,29 @@ use std::io::Write;
 pub struct Status(pub u16);
 
 impl Status {
+    /// 100 Continue: the interim answer to `Expect: 100-continue` (RFC 9110 §15.2.1); sent as
+    /// [`CONTINUE_100`].
     pub const CONTINUE: Status = Status(100);
+    /// 101 Switching Protocols: the accepted WebSocket upgrade (RFC 9110 §15.2.2).
     pub const SWITCHING_PROTOCOLS: Status = Status(101);
+    /// 200 OK: a publish answer, messages for a poll or long-poll, stats, or an SSE stream head.
     pub const OK: Status = Status(200);
+    /// 204 No Content: a poll with nothing new, or a long-poll that timed out; never has a body.
     pub const NO_CONTENT: Status = Status(204);
+    /// 400 Bad Request: malformed syntax or framing (RFC 9110 §15.5.1).
     pub const BAD_REQUEST: Status = Status(400);
+    /// 403 Forbidden: a WebSocket upgrade from an origin not in `--allowed-origin`.
     pub const FORBIDDEN: Status = Status(403);
+    /// 404 Not Found: no endpoint at the path.
     pub const NOT_FOUND: Status = Status(404);
+    /// 405 Method Not Allowed: the endpoint exists but takes another method; sent with `Allow`.
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
+    /// 408 Request Timeout: the request head did not arrive within `--head-timeout`.
     pub const REQUEST_TIMEOUT: Status = Status(408);
+    /// 503 Service Unavailable: a connection over `--max-connections`, sent with `Retry-After`.
     pub const SERVICE_UNAVAILABLE: Status = Status(503);
 
+    /// The RFC 9110 reason phrase for the code; `Unknown` for a code pushwire never sends.
     pub fn reason(self) -> &'static str {
         match self.0 {
             100 => "Continue",
@@ -70,17 +82,21 @@ pub enum ResponseBody {
 /// client), so no validation happens here.
 #[derive(Debug, Clone)]
 pub struct ResponseHead<'a> {
+    /// The status line's code and reason.
     pub status: Status,
     /// Answer in the client's version: an HTTP/1.0 client gets `HTTP/1.0` (RFC 9110 §2.5 allows
     /// either; 1.0 is what such a client is sure to parse).
     pub minor_version: u8,
     /// The `Date` value (IMF-fixdate), supplied by the caller: this module has no clock.
     pub date: &'a str,
+    /// How the body is delimited: the framing header written, if any.
     pub body: ResponseBody,
     /// `Some(false)` sends `Connection: close`; `Some(true)` sends `Connection: keep-alive` to an
     /// HTTP/1.0 client (1.1 keeps alive by default); `None` sends nothing.
     pub keep_alive: Option<bool>,
+    /// The `Content-Type` value; `None` sends no such header.
     pub content_type: Option<&'a str>,
+    /// Further `(name, value)` header fields, written as given and in order (e.g. `Cache-Control`).
     pub extra: &'a [(&'a str, &'a str)],
 }
 

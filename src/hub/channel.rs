@@ -8,7 +8,9 @@ use super::{HistoryLimits, Message, Published, SubscriberId, Subscription};
 /// Messages that were published but are no longer held: ids `from..=to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
+    /// First id no longer held (inclusive).
     pub from: u64,
+    /// Last id no longer held (inclusive).
     pub to: u64,
 }
 

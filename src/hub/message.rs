@@ -4,6 +4,7 @@ use std::time::Instant;
 /// One message of a channel. `C` is what the transports keep beside it (the server keeps each
 /// transport's encoding there, made once and shared: see `delivery`); the hub never looks inside.
 pub struct Message<C = ()> {
+    /// Position in its channel: 1, 2, 3… in publish order; a resume asks for what came after an id.
     pub id: u64,
     /// The published text, unchanged.
     pub data: Box<str>,
@@ -23,6 +24,7 @@ impl<C> std::fmt::Debug for Message<C> {
 }
 
 impl<C: Default> Message<C> {
+    /// A message with an empty transport slot; `published_at` is the caller's loop time.
     pub fn new(id: u64, data: Box<str>, published_at: Instant) -> Message<C> {
         Message {
             id,

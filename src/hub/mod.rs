@@ -76,12 +76,15 @@ impl Default for HistoryLimits {
 /// What a publish produced: the message, and who must be told.
 #[derive(Debug)]
 pub struct Published<C = ()> {
+    /// The message as stored in the channel's history, shared with every delivery.
     pub message: Arc<Message<C>>,
     /// Subscribers to deliver to, streams and woken long-polls alike. Once-subscribers in this list
     /// have already been removed from the channel.
     pub subscribers: Vec<(SubscriberId, Subscription)>,
 }
 
+/// Every channel of the server, their histories within [`HistoryLimits`], and their subscribers.
+/// `C` is the per-message slot the transports fill (see [`Message`]).
 #[derive(Debug)]
 pub struct Hub<C = ()> {
     channels: HashMap<Arc<str>, Channel<C>>,
@@ -97,6 +100,7 @@ pub struct Hub<C = ()> {
 }
 
 impl<C: Default> Hub<C> {
+    /// An empty hub; channels appear on their first publish or subscription.
     pub fn new(limits: HistoryLimits) -> Hub<C> {
         Hub {
             channels: HashMap::new(),
@@ -187,6 +191,8 @@ impl<C: Default> Hub<C> {
         }
     }
 
+    /// Adds `who` to `channel` (creating the channel), for every message until unsubscribed or for
+    /// the next one only, as `how` says.
     pub fn subscribe(&mut self, channel: &str, who: SubscriberId, how: Subscription) {
         self.channel_mut(channel).subscribe(who, how);
     }

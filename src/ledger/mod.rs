@@ -23,13 +23,19 @@ use std::fmt;
 /// themselves, the demo page) are not counted anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// Interval polling: `GET /poll/{channel}`.
     Poll,
+    /// Long polling: `GET /longpoll/{channel}`.
     LongPoll,
+    /// Server-Sent Events: `GET /sse/{channel}`.
     Sse,
+    /// WebSocket on a channel: `GET /ws/{channel}`, upgraded (`/echo` counts as `Other`).
     Ws,
+    /// Publishing over HTTP: `POST /pub/{channel}`.
     Publish,
     /// Requests refused before a route was known, the `/echo` endpoint, anything else.
     Other,
+    /// Not counted: the `/stats`, `/trace` and `/drop` endpoints and the demo page.
     Untracked,
 }
 
@@ -44,6 +50,7 @@ impl Transport {
         Transport::Other,
     ];
 
+    /// The lowercase name used in `/stats` JSON, trace filters and reports (`longpoll`, `ws`).
     pub fn name(self) -> &'static str {
         match self {
             Transport::Poll => "poll",
@@ -56,6 +63,8 @@ impl Transport {
         }
     }
 
+    /// The reported transport called `name` (as [`Transport::name`] spells it); `None` for
+    /// anything else, `untracked` included.
     pub fn from_name(name: &str) -> Option<Transport> {
         Transport::REPORTED.into_iter().find(|t| t.name() == name)
     }
@@ -101,6 +110,7 @@ pub enum Category {
 }
 
 impl Category {
+    /// Every category, in the order of [`Category::index`] and of reports.
     pub const ALL: [Category; 12] = [
         Category::RequestHead,
         Category::ResponseHead,
@@ -115,8 +125,10 @@ impl Category {
         Category::Payload,
         Category::Other,
     ];
+    /// Number of categories: the length of a [`ByCategory`] array.
     pub const COUNT: usize = Category::ALL.len();
 
+    /// The snake_case name used as the key in `/stats` JSON and reports (`sse_fields`).
     pub fn name(self) -> &'static str {
         match self {
             Category::RequestHead => "request_head",
@@ -134,6 +146,7 @@ impl Category {
         }
     }
 
+    /// Position in [`Category::ALL`]: the slot of this category in a [`ByCategory`] array.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -148,6 +161,7 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Most runs a layout holds inline; longer layouts fold the excess into the last run.
     pub const MAX_RUNS: usize = 4;
 
     /// Every byte of the unit is of one category.
@@ -207,6 +221,7 @@ impl Layout {
         true
     }
 
+    /// The runs in wire order: each a category and its byte count; never empty runs.
     pub fn runs(&self) -> &[(Category, u32)] {
         &self.runs[..usize::from(self.len)]
     }
@@ -216,6 +231,7 @@ impl Layout {
         self.runs().iter().map(|&(_, n)| n as usize).sum()
     }
 
+    /// Whether the layout describes no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -264,7 +280,9 @@ impl Default for Ledger {
 pub enum Counter {
     /// Connections that carried this transport (counted when first routed to it).
     Connections,
+    /// Request heads read, whatever their answer.
     Requests,
+    /// Responses queued; a stream's response head counts once, however long it lasts.
     Responses,
     /// Messages delivered to a subscriber (a poll answer with three messages counts three).
     Messages,
@@ -274,11 +292,14 @@ pub enum Counter {
     Resumes,
     /// Stream subscribers cut off for falling behind.
     SlowDisconnects,
+    /// `read` calls made on the transport's sockets.
     ReadSyscalls,
+    /// `write` calls made on the transport's sockets, successful or not.
     WriteSyscalls,
 }
 
 impl Ledger {
+    /// An empty ledger: every reported transport at zero.
     pub fn new() -> Ledger {
         Ledger::default()
     }
@@ -301,6 +322,7 @@ impl Ledger {
         }
     }
 
+    /// Adds `n` to `counter` of `transport`; an unreported transport is ignored.
     pub fn count(&mut self, transport: Transport, counter: Counter, n: u64) {
         if let Some(s) = self.stats_mut(transport) {
             s.add(counter, n);
@@ -314,6 +336,7 @@ impl Ledger {
         }
     }
 
+    /// The totals of `transport`; `None` for `Untracked`, which is not counted.
     pub fn get(&self, transport: Transport) -> Option<&TransportStats> {
         transport.index().map(|i| &self.transports[i])
     }

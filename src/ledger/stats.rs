@@ -7,25 +7,43 @@ use super::{ByCategory, Category, Counter};
 /// Latency percentiles, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatencySummary {
+    /// Deliveries measured; every percentile is 0 when it is 0.
     pub count: u64,
+    /// Median publish-to-first-byte latency, µs (3 significant digits).
     pub p50: u64,
+    /// 90th percentile latency, µs.
     pub p90: u64,
+    /// 99th percentile latency, µs.
     pub p99: u64,
+    /// Largest latency recorded, µs (to the histogram's 3 significant digits).
     pub max: u64,
 }
 
+/// Everything the ledger knows about one transport: bytes each way by category, the
+/// [`Counter`]s, and a latency histogram (1 µs to 1 h, 3 significant digits).
 #[derive(Debug)]
 pub struct TransportStats {
+    /// Bytes read from clients, indexed by [`Category::index`].
     pub bytes_in: ByCategory,
+    /// Bytes written to clients, indexed by [`Category::index`].
     pub bytes_out: ByCategory,
+    /// [`Counter::Connections`]: connections routed to this transport.
     pub connections: u64,
+    /// [`Counter::Requests`]: request heads read.
     pub requests: u64,
+    /// [`Counter::Responses`]: responses queued, a stream's counted once.
     pub responses: u64,
+    /// [`Counter::Messages`]: messages delivered to subscribers.
     pub messages: u64,
+    /// [`Counter::Empty`]: answers that carried no message.
     pub empty: u64,
+    /// [`Counter::Resumes`]: requests and streams that resumed from an id.
     pub resumes: u64,
+    /// [`Counter::SlowDisconnects`]: stream subscribers cut off for falling behind.
     pub slow_disconnects: u64,
+    /// [`Counter::ReadSyscalls`]: `read` calls.
     pub read_syscalls: u64,
+    /// [`Counter::WriteSyscalls`]: `write` calls, successful or not.
     pub write_syscalls: u64,
     latency: Histogram<u64>,
 }
@@ -83,6 +101,7 @@ impl TransportStats {
         self.latency.saturating_record(micros.max(1));
     }
 
+    /// Percentiles of publish-to-first-byte latency over every delivery so far.
     pub fn latency(&self) -> LatencySummary {
         let h = &self.latency;
         LatencySummary {
@@ -94,10 +113,12 @@ impl TransportStats {
         }
     }
 
+    /// Bytes read, every category together.
     pub fn total_in(&self) -> u64 {
         total(&self.bytes_in)
     }
 
+    /// Bytes written, every category together.
     pub fn total_out(&self) -> u64 {
         total(&self.bytes_out)
     }

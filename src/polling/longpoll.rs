@@ -27,6 +27,7 @@ impl LongPoll {
         }
     }
 
+    /// The channel the poll waits on.
     pub fn channel(&self) -> &str {
         &self.channel
     }

@@ -75,6 +75,8 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    /// Stops accepting, gives in-flight responses up to `shutdown_grace` to drain, then closes
+    /// every connection and makes [`Server::run`] return.
     pub fn shutdown(&self) {
         self.requested.store(true, Ordering::SeqCst);
         // If the wake fails the loop is already gone.
@@ -82,6 +84,8 @@ impl ShutdownHandle {
     }
 }
 
+/// The server: the listener, every connection and the application, driven by one `mio` loop on
+/// the thread that calls [`Server::run`].
 pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -149,6 +153,7 @@ impl Server {
         self.local_addr
     }
 
+    /// A handle that can stop this server from another thread (a signal handler, a test).
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }

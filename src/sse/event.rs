@@ -226,7 +226,12 @@ pub enum LineKind<'a> {
     /// Starts with `:`; ignored by clients. The text after the colon, unstripped.
     Comment(&'a [u8]),
     /// `name:value` with one leading space stripped from the value, or a bare `name` with empty value.
-    Field { name: &'a [u8], value: &'a [u8] },
+    Field {
+        /// The field name, before the first `:` (`data`, `event`, `id`, `retry`, or any other).
+        name: &'a [u8],
+        /// The value after the colon, one leading space stripped; empty for a bare name.
+        value: &'a [u8],
+    },
 }
 
 impl<'a> EventView<'a> {

@@ -33,6 +33,7 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The curl-style marker printed before the unit: `>` sent, `<` received.
     pub fn arrow(self) -> &'static str {
         match self {
             Direction::Sent => ">",
@@ -51,7 +52,10 @@ pub enum UnitKind {
     /// A whole Content-Length body (JSON, text, a page, a publish body).
     Body,
     /// One chunk of a chunked body; `sse` when the body is an event stream.
-    Chunk { sse: bool },
+    Chunk {
+        /// The chunk's data is `text/event-stream`, dissected as SSE events.
+        sse: bool,
+    },
     /// The zero-size chunk (and empty trailer) that ends a chunked body.
     LastChunk,
     /// SSE events of a stream delimited by close (HTTP/1.0).
@@ -63,6 +67,7 @@ pub enum UnitKind {
 }
 
 impl UnitKind {
+    /// The snake_case name used in trace lines and the JSON `kind` field (`ws_frame`, `sse_chunk`).
     pub fn name(self) -> &'static str {
         match self {
             UnitKind::RequestHead => "request_head",
@@ -83,11 +88,15 @@ impl UnitKind {
 pub struct Record {
     /// Time since the server started.
     pub time: Duration,
+    /// The connection's number, counted from 1 in accept order (stable for the connection's life).
     pub conn: usize,
+    /// What the connection is used for, by the request that chose it (poll, SSE, WebSocket…).
     pub transport: Transport,
     /// The channel the connection serves, when it serves one.
     pub channel: Option<Box<str>>,
+    /// Which way the unit crossed, seen from the server.
     pub direction: Direction,
+    /// What wire unit `bytes` holds: decides how it is dissected.
     pub kind: UnitKind,
     /// The unit's bytes exactly as they crossed the socket.
     pub bytes: Vec<u8>,
@@ -124,6 +133,7 @@ impl Filter {
         Ok(filter)
     }
 
+    /// Whether `record` passes both the transport list and the channel.
     pub fn accepts(&self, record: &Record) -> bool {
         (self.transports.is_empty() || self.transports.contains(&record.transport))
             && self

@@ -41,7 +41,9 @@ pub struct Settings {
 /// What the peer sent that the application acts on; pings, pongs and closes are handled here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A complete text message, fragments joined and UTF-8 validated (RFC 6455 §5.6).
     Text(String),
+    /// A complete binary message, fragments joined.
     Binary(Vec<u8>),
 }
 
@@ -87,6 +89,7 @@ fn push_frame(out: &mut OutQueue, opcode: Opcode, body: &[u8], category: Categor
 }
 
 impl Endpoint {
+    /// An open endpoint whose first ping is due one `ping_interval` after `now`.
     pub fn new(settings: Settings, now: Instant) -> Endpoint {
         Endpoint {
             session: Session::new(settings.max_message_size),
