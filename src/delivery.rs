@@ -1,8 +1,8 @@
 //! How a published message is put on the wire by each transport, encoded once per message and
 //! shared by every subscriber: the JSON object (polls, and inside WebSocket frames), the SSE event
 //! in its HTTP chunk (or bare, for HTTP/1.0 streams), the WebSocket text frame. Each encoding
-//! carries its [`Layout`] so the ledger can tell payload from overhead. The encodings are kept in
-//! the message's [`Encodings`] slot, typed, and made by the first subscriber that needs them.
+//! carries its [`Layout`](crate::ledger::Layout) so the ledger can tell payload from overhead. The encodings are kept in
+//! the message's [`Encodings`](crate::delivery::Encodings) slot, typed, and made by the first subscriber that needs them.
 //!
 //! This is also where the gap and reset notices are written for every transport, each in one
 //! place. The protocol modules meet here: [`crate::sse`] writes the event, [`crate::http1`] the

@@ -1,5 +1,5 @@
 //! The only code that knows `mio`, sockets and the clock: the listener, the connection table,
-//! readiness, timers and shutdown (the driver, this file), and the application ([`app`]) that the
+//! readiness, timers and shutdown (the driver, this file), and the application (`crate::app`) that the
 //! driver hands each connection to. The driver moves bytes and time between sockets and the
 //! sans-IO cores and nothing else; what the bytes mean is decided by the cores and the routes.
 //!
