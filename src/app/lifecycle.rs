@@ -1,8 +1,11 @@
 //! What happens to a client between its requests: a published message reaches it, one of its
 //! session's deadlines passes, the server shuts down.
+use std::time::Instant;
+
 use super::{App, Client, Delivery, Feed, RouteError, Session};
 use crate::delivery::{self, Message};
 use crate::http1::{self, Expiry};
+
 use crate::hub::SubscriberId;
 use crate::ledger::Counter;
 use crate::polling;
@@ -102,6 +105,28 @@ impl App {
             }
             Session::WebSocket(ws, _) => ws.handle_timeout(now, &mut conn.output),
         }
+    }
+
+    /// Starts the shutdown clock at `now`: work under way has `--shutdown-grace` to finish. Returns
+    /// false when shutdown had already begun (a second Ctrl-C changes nothing).
+    pub(crate) fn begin_shutdown(&mut self) -> bool {
+        if self.shutdown_deadline.is_some() {
+            return false;
+        }
+        self.shutdown_deadline = Some(self.now + self.config.shutdown_grace);
+        true
+    }
+
+    /// When the grace period ends, once shutdown has begun: the driver must wake then.
+    pub(crate) fn shutdown_deadline(&self) -> Option<Instant> {
+        self.shutdown_deadline
+    }
+
+    /// Whether the server may stop now: shutdown has begun, and either no connection is left
+    /// (`open` is the driver's count) or the grace period is over.
+    pub(crate) fn shutdown_finished(&self, open: usize) -> bool {
+        self.shutdown_deadline
+            .is_some_and(|deadline| open == 0 || self.now >= deadline)
     }
 
     /// Shutdown began: end what can be ended now; the rest drains within the grace period.

@@ -13,6 +13,9 @@ mod stats;
 mod streams;
 mod trace;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use client::Client;
 pub(crate) use router::{Route, RouteError};
 pub(crate) use session::{Feed, Http, Session};
@@ -73,6 +76,8 @@ pub(crate) struct App {
     pub connections_open: usize,
     pub http: http1::Settings,
     ws: websocket::WsSettings,
+    /// Set when shutdown begins: the end of the grace period in which work under way may finish.
+    shutdown_deadline: Option<Instant>,
 }
 
 impl App {
@@ -104,6 +109,7 @@ impl App {
             connections_open: 0,
             http,
             ws,
+            shutdown_deadline: None,
         }
     }
 

@@ -102,7 +102,6 @@ pub struct Server {
     scratch: Box<[u8]>,
     shutdown: ShutdownHandle,
     /// Set once shutdown began: the moment every connection is closed regardless.
-    shutdown_deadline: Option<Instant>,
     /// Accepting paused (out of file descriptors) until this moment.
     accept_paused_until: Option<Instant>,
     /// When the demo ticker publishes next, and how many ticks it has sent.
@@ -140,7 +139,6 @@ impl Server {
                 requested: Arc::new(AtomicBool::new(false)),
                 waker,
             },
-            shutdown_deadline: None,
             accept_paused_until: None,
             next_tick: None,
             ticks: 0,
@@ -169,7 +167,7 @@ impl Server {
             let wake_at = [
                 self.timers.next_deadline(),
                 self.accept_paused_until,
-                self.shutdown_deadline,
+                self.app.shutdown_deadline(),
                 self.next_tick,
             ]
             .into_iter()
@@ -229,17 +227,14 @@ impl Server {
                 self.tick();
             }
             self.drive_dirty();
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() {
-                    return Ok(());
-                }
-                if self.app.now >= deadline {
+            if self.app.shutdown_finished(self.conns.len()) {
+                if !self.conns.is_empty() {
                     log::info!(
                         "shutdown grace over; closing {} connections",
                         self.conns.len()
                     );
-                    return Ok(());
                 }
+                return Ok(());
             }
         }
     }
@@ -529,11 +524,10 @@ impl Server {
     }
 
     fn begin_shutdown(&mut self) {
-        if self.shutdown_deadline.is_some() {
+        if !self.app.begin_shutdown() {
             return;
         }
         log::info!("shutting down: {} connections open", self.conns.len());
-        self.shutdown_deadline = Some(self.app.now + self.app.config.shutdown_grace);
         self.next_tick = None;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -550,7 +544,7 @@ impl Server {
     /// The demo ticker: one message a second on the demo channel, carrying its send time.
     fn tick(&mut self) {
         self.ticks += 1;
-        self.next_tick = if self.shutdown_deadline.is_some() {
+        self.next_tick = if self.app.shutdown_deadline().is_some() {
             None
         } else {
             Some(self.app.now + self.app.config.demo_interval)
