@@ -107,6 +107,13 @@ impl App {
         }
     }
 
+    /// The connection is gone: its subscription, if any, ends with it.
+    pub(crate) fn on_closed(&mut self, key: SubscriberId, conn: &Client) {
+        if let Some(channel) = conn.session.subscription() {
+            self.hub.unsubscribe(channel, key);
+        }
+    }
+
     /// Starts the shutdown clock at `now`: work under way has `--shutdown-grace` to finish. Returns
     /// false when shutdown had already begun (a second Ctrl-C changes nothing).
     pub(crate) fn begin_shutdown(&mut self) -> bool {

@@ -61,6 +61,27 @@ impl Session {
         matches!(self, Session::Http(h) if h.core.is_closing())
     }
 
+    /// The client took some of its output: a reader that keeps up is active, whatever it is
+    /// waiting for (the HTTP/1.1 core restarts its idle clock).
+    pub(crate) fn on_output_progress(&mut self, now: Instant) {
+        if let Session::Http(h) = self {
+            h.core.on_output_progress(now);
+        }
+    }
+
+    /// How a trace dissector joining this connection now must read it: `Some((sse, ws))` with
+    /// `sse` set on an event stream (`Some(chunked)`) and `ws` on a WebSocket; `None` when the
+    /// connection is in the middle of a unit (a body, a closing) or is itself the trace feed.
+    pub(crate) fn dissector_join(&self) -> Option<(Option<bool>, bool)> {
+        match self {
+            Session::Http(h) if h.route.is_some() || h.core.is_closing() => None,
+            Session::Http(_) => Some((None, false)),
+            Session::Sse(_, Feed::Trace) => None,
+            Session::Sse(stream, _) => Some((Some(stream.is_chunked()), false)),
+            Session::WebSocket(..) => Some((None, true)),
+        }
+    }
+
     /// The hub channel this session is subscribed to, if any.
     pub(crate) fn subscription(&self) -> Option<&str> {
         match self {

@@ -24,7 +24,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::app::{App, Client, Effect, Session};
+use crate::app::{App, Client, Effect};
 use crate::config::Config;
 use crate::http1::{Refusal, Status};
 use crate::ledger::{Category, Counter, Transport};
@@ -350,9 +350,7 @@ impl Server {
             let wrote = matches!(flushed, Ok(n) if n > 0);
             if wrote {
                 // A reader taking its output is active, whatever the session.
-                if let Session::Http(h) = &mut conn.client.session {
-                    h.core.on_output_progress(self.app.now);
-                }
+                conn.client.session.on_output_progress(self.app.now);
             }
             if let Some(written) = report.tap.take() {
                 conn.client.dissect(crate::trace::Direction::Sent, &written);
@@ -515,9 +513,7 @@ impl Server {
         self.app.connections_open = self.conns.len();
         self.timers.reschedule(key, conn.deadline, None);
         self.trace_forget(key);
-        if let Some(channel) = conn.client.session.subscription() {
-            self.app.hub.unsubscribe(channel, key);
-        }
+        self.app.on_closed(key, &conn.client);
         // Deregistering before the socket drops keeps mio's bookkeeping exact.
         let _ = self.poll.registry().deregister(&mut conn.socket);
         log::trace!("c{}: closed", conn.client.id);

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::Server;
-use crate::app::{Feed, Session};
 use crate::ledger::Transport;
 use crate::outbuf::Segment;
 use crate::trace::{Direction, Dissector, Record};
@@ -80,12 +79,8 @@ impl Server {
             {
                 continue;
             }
-            let (sse, ws) = match &conn.client.session {
-                Session::Http(h) if h.route.is_some() || h.core.is_closing() => continue,
-                Session::Http(_) => (None, false),
-                Session::Sse(_, Feed::Trace) => continue,
-                Session::Sse(stream, _) => (Some(stream.is_chunked()), false),
-                Session::WebSocket(..) => (None, true),
+            let Some((sse, ws)) = conn.client.session.dissector_join() else {
+                continue;
             };
             conn.client.dissectors = Some(Box::new((
                 Dissector::joining(Direction::Received, sse, ws),
