@@ -13,7 +13,8 @@ impl Server {
         let message = &published.message;
         // Parked long-polls waiting after the same id get the same body: built once per id.
         let mut bodies = Vec::new();
-        for &(key, _kind) in &published.subscribers {
+        self.fanout_turn = self.fanout_turn.wrapping_add(1);
+        for &(key, _kind) in rotated(&published.subscribers, self.fanout_turn) {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -41,5 +42,33 @@ impl Server {
         }
         log::info!("dropped {} {transport} connections", victims.len());
         victims.len()
+    }
+}
+
+/// `items` from position `turn % len` round to the one before it. Sockets are written in
+/// fan-out order, so a fixed order would leave the same subscribers last on every publish and
+/// give them the whole tail latency; starting one further each time spreads it.
+fn rotated<T>(items: &[T], turn: usize) -> impl Iterator<Item = &T> {
+    let start = if items.is_empty() {
+        0
+    } else {
+        turn % items.len()
+    };
+    items[start..].iter().chain(&items[..start])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotated;
+
+    #[test]
+    fn each_turn_starts_one_further_and_visits_everyone_once() {
+        let items = [10, 11, 12];
+        let order = |turn| rotated(&items, turn).copied().collect::<Vec<_>>();
+        assert_eq!(order(0), [10, 11, 12]);
+        assert_eq!(order(1), [11, 12, 10]);
+        assert_eq!(order(2), [12, 10, 11]);
+        assert_eq!(order(3), [10, 11, 12]);
+        assert_eq!(rotated::<u8>(&[], 5).count(), 0);
     }
 }

@@ -96,6 +96,8 @@ pub struct Server {
     timers: Timers,
     /// Connections to drive before the loop sleeps again (woken by a publish, a timer…).
     dirty: Vec<usize>,
+    /// Counts publishes, so each fan-out starts at a different subscriber (see `fanout`).
+    fanout_turn: usize,
     /// Connections that used their budget and continue in the next loop iteration.
     deferred: Vec<usize>,
     /// The one buffer every `read` lands in before its bytes go to their connection.
@@ -133,6 +135,7 @@ impl Server {
             },
             timers: Timers::default(),
             dirty: Vec::new(),
+            fanout_turn: 0,
             deferred: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             shutdown: ShutdownHandle {
