@@ -45,6 +45,8 @@ pub struct Config {
     /// When not empty, WebSocket upgrades whose `Origin` is not listed are refused with 403
     /// (cross-site WebSocket hijacking).
     pub allowed_origins: Vec<String>,
+    /// `--admin`: `/trace` and `/drop` answer every peer; without it only loopback peers.
+    pub admin: bool,
     /// The channel the built-in ticker publishes to once per `demo_interval` (None: no ticker).
     pub demo_channel: Option<String>,
     /// Interval between ticker messages.
@@ -74,6 +76,7 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(30),
             ws_close_timeout: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            admin: false,
             demo_channel: Some("demo".to_string()),
             demo_interval: Duration::from_secs(1),
             trace: TraceOptions::default(),

@@ -178,10 +178,15 @@ struct ServeArgs {
     /// Payload bytes shown per traced unit
     #[arg(verbatim_doc_comment, long, value_name = "BYTES", default_value_t = 64)]
     trace_preview: usize,
-    /// Only accept WebSocket upgrades from this Origin
-    /// (repeatable; none = any origin)
+    /// Another origin that may publish, drop and open WebSockets
+    /// (repeatable); when given, an upgrade from any other Origin
+    /// gets 403 (one without Origin is accepted)
     #[arg(verbatim_doc_comment, long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// Answer /trace and /drop to any client, not only to
+    /// loopback ones
+    #[arg(verbatim_doc_comment, long)]
+    admin: bool,
 }
 
 /// `--addr`: an IP address and port, or a host name and port, resolved here (its first IPv4
@@ -232,6 +237,7 @@ impl ServeArgs {
             ws_pong_timeout: Duration::from_secs_f64(self.ws_pong_timeout),
             ws_close_timeout: Duration::from_secs_f64(self.ws_close_timeout),
             allowed_origins: self.allowed_origins.clone(),
+            admin: self.admin,
             demo_channel: (!self.no_demo).then(|| "demo".to_string()),
             trace: TraceOptions {
                 print: self.trace.as_deref().map(|mode| match mode {

@@ -73,6 +73,8 @@ pub(crate) struct Client {
     pub dissectors: Option<Box<(Dissector, Dissector)>>,
     /// Units the dissectors completed, waiting to become trace records.
     pub traced: Vec<(Direction, UnitKind, Vec<u8>)>,
+    /// The client connected from a loopback address (the admin endpoints answer it).
+    pub loopback_peer: bool,
 }
 
 impl Client {
@@ -88,6 +90,7 @@ impl Client {
             channel: None,
             dissectors: None,
             traced: Vec::new(),
+            loopback_peer: false,
         }
     }
 

@@ -247,6 +247,12 @@ impl App {
                 return None;
             }
         };
+        let access = router::Access {
+            admin: self.config.admin,
+            allowed_origins: &self.config.allowed_origins,
+            loopback_peer: conn.loopback_peer,
+        };
+        let route = route.and_then(|r| router::check_access(&r, &head, access).map(|()| r));
         let route = match route {
             Ok(route) => route,
             Err(e) => {
@@ -373,8 +379,8 @@ impl App {
 
     /// Answers `GET /stats` with the document the driver had [`App::stats_json`] write.
     pub(crate) fn respond_stats(&mut self, conn: &mut Client, json: String) {
-        let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
-        self.respond_json(conn, json, Category::Other, &extra);
+        // No CORS header: the demo page is same-origin, and no other site needs the ledger.
+        self.respond_json(conn, json, Category::Other, &[NO_STORE]);
     }
 
     /// A 200 with a small JSON document made for this answer, all of `category`.

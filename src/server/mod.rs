@@ -285,6 +285,12 @@ impl Server {
             self.accepted += 1;
             let mut client = Client::new(self.accepted, self.app.new_session());
             client.dissectors = self.app.tracer.new_dissectors();
+            client.loopback_peer = match peer.ip() {
+                std::net::IpAddr::V4(ip) => ip.is_loopback(),
+                std::net::IpAddr::V6(ip) => ip
+                    .to_ipv4_mapped()
+                    .map_or(ip.is_loopback(), |v4| v4.is_loopback()),
+            };
             if over_limit {
                 // Tracked like any closing connection, so the 503 is not lost to a reset.
                 log::debug!("{peer}: refused, over the connection limit");

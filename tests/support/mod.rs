@@ -25,8 +25,13 @@ pub struct TestServer {
 impl TestServer {
     /// Spawns `pushwire --addr 127.0.0.1:0 <flags>` and waits for its listening line.
     pub fn start(flags: &[&str]) -> TestServer {
+        TestServer::start_at("127.0.0.1:0", flags)
+    }
+
+    /// Spawns `pushwire --addr <addr> <flags>` and waits for its listening line.
+    pub fn start_at(addr: &str, flags: &[&str]) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushwire"));
-        cmd.args(["--addr", "127.0.0.1:0"])
+        cmd.args(["--addr", addr])
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
@@ -66,6 +71,22 @@ impl TestServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The server's resident memory now, in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS line");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in kB");
+        kib * 1024
     }
 
     /// CPU time this server process has used so far, user and system, from `/proc/<pid>/stat`
@@ -326,6 +347,27 @@ impl Client {
     /// Reads one response: status line, headers, and a body framed by Content-Length, chunked,
     /// nothing (1xx/204/304), or the end of the connection.
     pub fn read_response(&mut self) -> Response {
+        let mut response = self.read_response_head();
+        let status = response.status;
+        if status < 200 || status == 204 || status == 304 {
+            return response;
+        }
+        if let Some(len) = response.header("content-length") {
+            let len: usize = len.parse().expect("numeric Content-Length");
+            response.body = self.read_exact_bytes(len);
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            response.body = self.read_chunked_body();
+        } else {
+            response.body = self.read_to_eof();
+        }
+        response
+    }
+
+    /// Reads a response's status line and header fields only (a stream's body stays unread).
+    pub fn read_response_head(&mut self) -> Response {
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i + 4;
@@ -356,28 +398,13 @@ impl Client {
                 (n.to_owned(), v.trim().to_owned())
             })
             .collect();
-        let mut response = Response {
+        Response {
             version,
             status,
             reason,
             headers,
             body: Vec::new(),
-        };
-        if status < 200 || status == 204 || status == 304 {
-            return response;
         }
-        if let Some(len) = response.header("content-length") {
-            let len: usize = len.parse().expect("numeric Content-Length");
-            response.body = self.read_exact_bytes(len);
-        } else if response
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            response.body = self.read_chunked_body();
-        } else {
-            response.body = self.read_to_eof();
-        }
-        response
     }
 
     fn read_line(&mut self) -> String {

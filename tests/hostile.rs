@@ -1,0 +1,113 @@
+//! Hostile input over real sockets (issue 11): what one anonymous client can make the server
+//! hold, spend or expose. Sizes are bounded; where a slope matters, two sizes are compared (RSS
+//! from `/proc/PID/status`, or time).
+mod support;
+
+use std::net::{IpAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use support::ws::{UPGRADE_HEADERS, upgrade_request};
+use support::{TestServer, assert_still_serving, publish_request, unique_channel, wait_until};
+
+// ── 10. Exposure ────────────────────────────────────────────────────────────────────────────
+
+/// This machine's address on its default route, when it has one that is not loopback. Found by
+/// `connect` on a UDP socket, which sends nothing.
+fn non_loopback_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.255:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn no_endpoint_answers_with_wildcard_cors() {
+    let server = TestServer::start(&["--no-demo"]);
+    let stats =
+        server.request(b"GET /stats HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n");
+    assert_eq!(stats.status, 200);
+    assert_eq!(
+        stats.header("access-control-allow-origin"),
+        None,
+        "{stats:?}"
+    );
+    let mut trace = server.connect();
+    trace.send(b"GET /trace HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n");
+    let head = trace.read_response_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("access-control-allow-origin"), None, "{head:?}");
+}
+
+#[test]
+fn a_cross_site_simple_request_can_neither_drop_nor_publish() {
+    let server = TestServer::start(&["--no-demo", "--allowed-origin", "https://app.example"]);
+    let channel = unique_channel("csrf");
+    let mut sse = server.connect();
+    sse.send(format!("GET /sse/{channel} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    assert_eq!(sse.read_response_head().status, 200);
+    let evil = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\n\
+             Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+            server.addr
+        )
+    };
+    let r = server.request(evil("/drop/sse").as_bytes());
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = server.request(evil(&format!("/pub/{channel}")).as_bytes());
+    assert_eq!(r.status, 403, "{r:?}");
+    // The stream is still open and nothing was published: the next id is 1.
+    assert_eq!(server.publish(&channel, "real"), 1);
+    let same_origin = format!(
+        "POST /pub/{channel} HTTP/1.1\r\nHost: {0}\r\nOrigin: http://{0}\r\nContent-Length: 2\r\n\r\nok",
+        server.addr
+    );
+    assert_eq!(server.request(same_origin.as_bytes()).status, 200);
+    let listed = format!(
+        "POST /pub/{channel} HTTP/1.1\r\nHost: {}\r\nOrigin: https://app.example\r\nContent-Length: 2\r\n\r\nok",
+        server.addr
+    );
+    assert_eq!(server.request(listed.as_bytes()).status, 200);
+    assert!(
+        sse.receives_within(Duration::from_secs(5)),
+        "the SSE stream was dropped"
+    );
+}
+
+#[test]
+fn admin_endpoints_answer_only_loopback_peers_unless_admin() {
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("no non-loopback address on this machine; the remote-peer case is not run");
+        return;
+    };
+    let remote = |server: &TestServer, raw: &[u8]| {
+        let mut c = support::Client::connect((ip, server.addr.port()).into());
+        c.send(raw);
+        c.read_response_head().status
+    };
+    let trace = b"GET /trace HTTP/1.1\r\nHost: t\r\n\r\n";
+    let drop = b"POST /drop/sse HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+    let server = TestServer::start_at("0.0.0.0:0", &["--no-demo"]);
+    assert_eq!(remote(&server, trace), 403);
+    assert_eq!(remote(&server, drop), 403);
+    assert_eq!(remote(&server, &publish_request("c", "x")), 200);
+    assert_eq!(
+        server.request(drop).status,
+        200,
+        "loopback peers keep /drop"
+    );
+    let server = TestServer::start_at("0.0.0.0:0", &["--no-demo", "--admin"]);
+    assert_eq!(remote(&server, trace), 200);
+    assert_eq!(remote(&server, drop), 200);
+}
+
+#[test]
+fn a_websocket_upgrade_without_origin_is_accepted_under_an_allow_list() {
+    let server = TestServer::start(&["--no-demo", "--allowed-origin", "https://app.example"]);
+    assert_eq!(server.request(&upgrade_request("/echo")).status, 101);
+    let foreign = format!(
+        "GET /echo HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n{UPGRADE_HEADERS}\r\n"
+    );
+    assert_eq!(server.request(foreign.as_bytes()).status, 403);
+    assert_still_serving(&server);
+}
