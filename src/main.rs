@@ -279,9 +279,22 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pushwire: {e}");
+            // Nothing more to do when stderr is gone too.
+            let _ = writeln!(std::io::stderr(), "pushwire: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes a command's report on stdout. A reader that went away (`pushwire stats | head -c 10`)
+/// ends the command quietly with status 0: it read what it wanted. Rust ignores SIGPIPE, so the
+/// write fails with `EPIPE` instead, which `print!` would turn into a panic.
+fn write_out(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
     }
 }
 
@@ -419,11 +432,10 @@ fn print_stats(url: &str, channel: Option<&str>, json: bool) -> Result<(), Strin
     let stats: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| format!("the answer of {url} is not JSON: {e}"))?;
     if json {
-        println!("{stats:#}");
+        write_out(&format!("{stats:#}\n"))
     } else {
-        print!("{}", pushwire::ledger::report::render_table(&stats));
+        write_out(&pushwire::ledger::report::render_table(&stats))
     }
-    Ok(())
 }
 
 fn compare(args: &CompareArgs) -> std::io::Result<()> {
@@ -476,9 +488,9 @@ fn compare(args: &CompareArgs) -> std::io::Result<()> {
             "json" => String::new(),
             _ => report::table(&report),
         };
-        print!("{text}");
+        write_out(&text).map_err(Error::other)?;
         if matches!(args.format.as_str(), "table" | "markdown") && values.len() > 1 {
-            println!();
+            write_out("\n").map_err(Error::other)?;
         }
         reports.push((v, report));
     }
@@ -488,7 +500,7 @@ fn compare(args: &CompareArgs) -> std::io::Result<()> {
         } else {
             serde_json::to_string_pretty(&reports.iter().map(|(_, r)| r).collect::<Vec<_>>())
         };
-        println!("{}", json.map_err(Error::other)?);
+        write_out(&format!("{}\n", json.map_err(Error::other)?)).map_err(Error::other)?;
     }
     if let Some(path) = &args.svg {
         let chart = if reports.len() == 1 {

@@ -4,10 +4,10 @@
 mod support;
 
 use std::net::{IpAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::ws::{UPGRADE_HEADERS, upgrade_request};
-use support::{TestServer, assert_still_serving, publish_request, unique_channel, wait_until};
+use support::{TestServer, assert_still_serving, publish_request, unique_channel};
 
 // ── 10. Exposure ────────────────────────────────────────────────────────────────────────────
 
@@ -110,4 +110,45 @@ fn a_websocket_upgrade_without_origin_is_accepted_under_an_allow_list() {
     );
     assert_eq!(server.request(foreign.as_bytes()).status, 403);
     assert_still_serving(&server);
+}
+
+// ── 9. A closed stderr or stdout ────────────────────────────────────────────────────────────
+
+#[test]
+fn tracing_to_a_closed_stderr_does_not_end_the_server() {
+    let mut server = TestServer::start_with_closed_stderr(&["--no-demo", "--trace=tree"]);
+    for _ in 0..3 {
+        assert_still_serving(&server);
+    }
+    assert!(
+        server.is_running(),
+        "the server died writing a trace to a closed stderr"
+    );
+}
+
+#[test]
+fn stats_into_a_closed_pipe_exits_quietly() {
+    use std::process::{Command, Stdio};
+    let server = TestServer::start(&["--no-demo"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushwire"))
+        .args([
+            "stats",
+            "--json",
+            "--url",
+            &format!("http://{}", server.addr),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pushwire stats");
+    // `| head -c 0`: the reader is gone before the first byte.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for pushwire stats");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "status {:?}, stderr {stderr}",
+        out.status
+    );
+    assert!(stderr.is_empty(), "stderr: {stderr}");
 }

@@ -74,7 +74,11 @@ impl Tracer {
             if let Some(detail) = self.print {
                 let mut text = String::new();
                 record.render(detail, self.preview, &mut text);
-                eprint!("{text}");
+                // A closed stderr (`pushwire --trace 2>&1 | head`) ends this sink, not the server.
+                if let Err(e) = std::io::stderr().lock().write_all(text.as_bytes()) {
+                    log::warn!("trace on stderr: {e}; no longer printing it");
+                    self.print = None;
+                }
             }
             if let Some(file) = &mut self.file {
                 let line = record.to_json(self.preview).to_string();

@@ -30,18 +30,31 @@ impl TestServer {
 
     /// Spawns `pushwire --addr <addr> <flags>` and waits for its listening line.
     pub fn start_at(addr: &str, flags: &[&str]) -> TestServer {
+        TestServer::spawn(addr, flags, false)
+    }
+
+    /// Like [`TestServer::start`], with the server's stderr a pipe whose reading end is closed at
+    /// once: every write to stderr fails with `EPIPE`.
+    pub fn start_with_closed_stderr(flags: &[&str]) -> TestServer {
+        TestServer::spawn("127.0.0.1:0", flags, true)
+    }
+
+    fn spawn(addr: &str, flags: &[&str], closed_stderr: bool) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushwire"));
         cmd.args(["--addr", addr])
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         // Server logs stay out of the test output unless asked for.
-        if std::env::var_os("PUSHWIRE_TEST_LOG").is_some() {
+        if closed_stderr {
+            cmd.stderr(Stdio::piped());
+        } else if std::env::var_os("PUSHWIRE_TEST_LOG").is_some() {
             cmd.stderr(Stdio::inherit());
         } else {
             cmd.stderr(Stdio::null()).env("RUST_LOG", "error");
         }
         let mut child = cmd.spawn().expect("spawn pushwire");
+        drop(child.stderr.take());
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -71,6 +84,11 @@ impl TestServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The server's resident memory now, in bytes (`VmRSS` of `/proc/<pid>/status`).
