@@ -152,3 +152,40 @@ fn stats_into_a_closed_pipe_exits_quietly() {
     );
     assert!(stderr.is_empty(), "stderr: {stderr}");
 }
+
+// ── 11. Strictness ──────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_chunk_extension_without_semicolon_is_refused_with_400() {
+    let server = TestServer::start(&["--no-demo"]);
+    let channel = unique_channel("ext");
+    let mut c = server.connect();
+    c.send(
+        format!(
+            "POST /pub/{channel} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+             1 x\r\na\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.closes());
+    // With `;` it is an extension, read and dropped.
+    let r = server.request(
+        format!(
+            "POST /pub/{channel} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+             1 ;x\r\na\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["id"], 1);
+}
+
+#[test]
+fn bare_lf_line_ends_in_a_request_head_are_accepted() {
+    // RFC 9112 §2.2: a recipient MAY recognize a single LF as a line terminator.
+    let server = TestServer::start(&["--no-demo"]);
+    let r = server.request(b"GET /poll/lf HTTP/1.1\nHost: t\n\n");
+    assert_eq!(r.status, 200, "{r:?}");
+}
