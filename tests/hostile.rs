@@ -4,10 +4,10 @@
 mod support;
 
 use std::net::{IpAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::ws::{UPGRADE_HEADERS, upgrade_request};
-use support::{TestServer, assert_still_serving, publish_request, unique_channel};
+use support::{TestServer, assert_still_serving, publish_request, unique_channel, wait_until};
 
 // ── 10. Exposure ────────────────────────────────────────────────────────────────────────────
 
@@ -188,4 +188,92 @@ fn bare_lf_line_ends_in_a_request_head_are_accepted() {
     let server = TestServer::start(&["--no-demo"]);
     let r = server.request(b"GET /poll/lf HTTP/1.1\nHost: t\n\n");
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+// ── 1. Traces hold only what a session consumed, and scan it once ──────────────────────────
+
+/// `total_in` of a transport in `/stats`.
+fn total_in(server: &TestServer, transport: &str) -> u64 {
+    let stats = server
+        .request(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .json();
+    stats["transports"][transport]["total_in"]
+        .as_u64()
+        .expect("total_in")
+}
+
+/// A `GET /trace` reader, its head read (the records it is sent are left unread).
+fn open_trace_reader(server: &TestServer) -> support::Client {
+    let mut trace = server.connect();
+    trace.send(b"GET /trace HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(trace.read_response_head().status, 200);
+    trace
+}
+
+#[test]
+fn input_an_event_stream_ignores_is_not_held_for_a_trace_reader() {
+    const CONNS: usize = 16;
+    const JUNK: usize = 4 << 20;
+    let server = TestServer::start(&["--no-demo"]);
+    let _trace = open_trace_reader(&server);
+    let before = server.rss();
+    let mut streams = Vec::new();
+    let junk = vec![b'a'; 64 * 1024];
+    for _ in 0..CONNS {
+        let mut c = server.connect();
+        // What follows the stream's request looks like the head of a 32 MiB body.
+        c.send(
+            b"GET /sse/junk HTTP/1.1\r\nHost: t\r\n\r\n\
+              POST /pub/x HTTP/1.1\r\nHost: t\r\nContent-Length: 33554432\r\n\r\n",
+        );
+        for _ in 0..JUNK / junk.len() {
+            c.send(&junk);
+        }
+        streams.push(c);
+    }
+    let all = (CONNS * JUNK) as u64;
+    assert!(
+        wait_until(Duration::from_secs(30), || total_in(&server, "sse") >= all),
+        "the server did not read the streams' input"
+    );
+    let grown = server.rss().saturating_sub(before);
+    assert!(
+        grown < 16 << 20,
+        "{CONNS} × {} MiB of ignored input grew RSS by {} MiB",
+        JUNK >> 20,
+        grown >> 20
+    );
+}
+
+#[test]
+fn an_endless_chunk_size_line_is_refused_in_linear_time_while_traced() {
+    let server = TestServer::start(&["--no-demo"]);
+    let _trace = open_trace_reader(&server);
+    let mut cost = Vec::new();
+    for size in [1usize << 20, 4 << 20] {
+        let cpu = server.cpu_time();
+        let mut c = server.connect();
+        c.send(b"POST /pub/c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1");
+        let line = vec![b'a'; 64 * 1024];
+        // A server that rescans would take minutes: the sending stops after 10 s.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        for _ in 0..size / line.len() {
+            if Instant::now() > give_up || c.try_send(&line).is_err() {
+                break;
+            }
+        }
+        c.shutdown_write();
+        let r = c.read_response();
+        assert_eq!(r.status, 400, "{r:?}");
+        let _ = c.read_to_eof();
+        cost.push(server.cpu_time() - cpu);
+    }
+    // Four times the input: at most about four times the work (not sixteen), with slack for
+    // the clock's 10 ms ticks.
+    assert!(
+        cost[1] <= cost[0] * 8 + Duration::from_millis(200),
+        "1 MiB took {:?} of server CPU, 4 MiB {:?}",
+        cost[0],
+        cost[1]
+    );
 }

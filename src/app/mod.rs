@@ -147,7 +147,8 @@ impl App {
                         return (progressed, None);
                     }
                     let r = h.core.receive(&conn.input, self.now, &conn.output);
-                    conn.input.consume(r.consumed);
+                    let (dissectors, traced) = (&mut conn.dissectors, &mut conn.traced);
+                    conn.input.consume_traced(r.consumed, dissectors, traced);
                     let reading_body = h.route.is_some();
                     self.account_in(conn.transport, &r.tally);
                     match r.event {
@@ -162,7 +163,7 @@ impl App {
                                 // counted as a request head of no transport, then dropped.
                                 self.set_transport(conn, Transport::Other);
                                 let n = conn.input.len();
-                                conn.input.consume(n);
+                                conn.consume_input(n);
                                 self.ledger
                                     .inbound(Transport::Other, Category::RequestHead, n);
                             }
@@ -173,7 +174,8 @@ impl App {
                     }
                 }
                 Session::Sse(stream, _) => {
-                    // An event stream is one-way: whatever the client sends now is ignored.
+                    // An event stream is one-way: whatever the client sends now is ignored (and
+                    // not traced: it is no wire unit of any protocol spoken here).
                     let (n, tally) = stream.receive(&conn.input);
                     conn.input.consume(n);
                     self.account_in(conn.transport, &tally);
@@ -181,7 +183,8 @@ impl App {
                 }
                 Session::WebSocket(ws, channel) => {
                     let r = ws.receive(&conn.input, self.now, &mut conn.output);
-                    conn.input.consume(r.consumed);
+                    let (dissectors, traced) = (&mut conn.dissectors, &mut conn.traced);
+                    conn.input.consume_traced(r.consumed, dissectors, traced);
                     self.account_in(conn.transport, &r.tally);
                     if !r.progressed {
                         return (progressed, None);

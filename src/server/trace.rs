@@ -31,15 +31,16 @@ impl Server {
             conn.client.id,
         );
         let time = self.app.now.saturating_duration_since(self.app.started);
-        for (direction, kind, bytes) in units {
+        for (direction, unit) in units {
             let record = Record {
                 time,
                 conn: id as usize,
                 transport,
                 channel: channel.clone(),
                 direction,
-                kind,
-                bytes,
+                kind: unit.kind,
+                bytes: unit.bytes,
+                len: unit.len,
             };
             self.emit(&record);
         }
@@ -73,6 +74,7 @@ impl Server {
     /// Tracing just began: connections at a unit boundary get dissectors (a connection in the
     /// middle of a unit would be misread, so it is traced from its next connection on).
     pub(super) fn attach_dissectors(&mut self) {
+        let preview = self.app.tracer.preview();
         for (_, conn) in self.conns.iter_mut() {
             if conn.client.dissectors.is_some()
                 || !conn.client.output.is_empty()
@@ -88,7 +90,7 @@ impl Server {
                 Session::WebSocket(..) => (None, true),
             };
             conn.client.dissectors = Some(Box::new((
-                Dissector::joining(Direction::Received, sse, ws),
+                Dissector::joining(Direction::Received, sse, ws).keeping(preview),
                 Dissector::joining(Direction::Sent, sse, ws),
             )));
         }
