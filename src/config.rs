@@ -29,8 +29,9 @@ pub struct Config {
     pub longpoll_timeout: Duration,
     /// The longest `timeout=` a long-poll may ask for (larger values are clamped).
     pub longpoll_max_timeout: Duration,
-    /// Most bytes queued for one connection before the server stops reading its pipelined requests
-    /// (HTTP) or, for a stream, treats it as a slow consumer.
+    /// Most memory queued for one connection, in bytes (each unit's bytes and its entry), before
+    /// the server stops reading its pipelined requests (HTTP) or, for a stream, treats it as a
+    /// slow consumer.
     pub max_pending_output: usize,
     /// The reconnection delay an SSE stream tells its client (`retry:`).
     pub sse_retry: Duration,

@@ -126,9 +126,9 @@ struct ServeArgs {
     #[arg(verbatim_doc_comment, long, default_value_t = 120.0, value_parser = seconds,
           value_name = "SECS")]
     longpoll_max_timeout: f64,
-    /// Bytes queued for one connection before its pipelined
-    /// requests wait (HTTP) or it counts as a slow consumer
-    /// (streams)
+    /// Memory queued for one connection, bytes and bookkeeping of
+    /// each unit, before its pipelined requests wait (HTTP) or it
+    /// counts as a slow consumer (streams)
     #[arg(verbatim_doc_comment, long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
     /// Seconds in-flight responses may drain on shutdown

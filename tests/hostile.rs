@@ -277,3 +277,94 @@ fn an_endless_chunk_size_line_is_refused_in_linear_time_while_traced() {
         cost[1]
     );
 }
+
+// ── 6. --max-pending-output bounds memory ───────────────────────────────────────────────────
+
+/// `counter` of a transport in `/stats`.
+fn counter(server: &TestServer, transport: &str, counter: &str) -> u64 {
+    let stats = server
+        .request(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .json();
+    stats["transports"][transport][counter]
+        .as_u64()
+        .expect("a counter")
+}
+
+/// Publishes `n` one-byte messages to `channel` on one pipelined connection.
+fn publish_many(server: &TestServer, channel: &str, n: usize) {
+    let mut c = server.connect();
+    let one = publish_request(channel, "x");
+    for batch in 0..n.div_ceil(256) {
+        let count = 256.min(n - batch * 256);
+        c.send(&one.repeat(count));
+        for _ in 0..count {
+            assert_eq!(c.read_response().status, 200);
+        }
+    }
+}
+
+const LIMIT: u64 = 1 << 20;
+
+#[test]
+fn a_websocket_that_never_reads_one_byte_messages_is_cut_near_the_limit() {
+    let server = TestServer::start(&["--no-demo", "--max-pending-output", &LIMIT.to_string()]);
+    let channel = unique_channel("slow");
+    let mut ws = support::ws::RawWs::open(&server, &format!("/ws/{channel}"));
+    let before = server.rss();
+    let mut published = 0;
+    while counter(&server, "ws", "slow_disconnects") == 0 {
+        publish_many(&server, &channel, 2048);
+        published += 2048;
+        assert!(published < 400_000, "never cut");
+    }
+    let grown = server.rss().saturating_sub(before);
+    eprintln!(
+        "cut after {published} messages; RSS grew by {} KiB",
+        grown >> 10
+    );
+    assert!(
+        grown < LIMIT * 3 / 2 + (512 << 10),
+        "cut after {published} messages; RSS grew by {} KiB",
+        grown >> 10
+    );
+    // It was told why: 1008 after whatever it had not read.
+    ws.client.set_read_timeout(Duration::from_secs(10));
+    assert_eq!(ws.read_close_code(), Some(1008));
+}
+
+#[test]
+fn pipelined_polls_that_are_never_read_pause_near_the_limit() {
+    let server = TestServer::start(&["--no-demo", "--max-pending-output", &LIMIT.to_string()]);
+    let channel = unique_channel("pipe");
+    publish_many(&server, &channel, 1024);
+    let before = server.rss();
+    let mut c = server.connect();
+    let poll = support::poll_request(&channel, Some(0));
+    c.send(&poll.repeat(200));
+    // Wait until the server stops answering (its output is full), then a little more.
+    let mut last = 0;
+    let mut stable_since = Instant::now();
+    assert!(wait_until(Duration::from_secs(20), || {
+        let now = counter(&server, "poll", "responses");
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+        stable_since.elapsed() > Duration::from_millis(500)
+    }));
+    let grown = server.rss().saturating_sub(before);
+    eprintln!("{last} answers queued; RSS grew by {} KiB", grown >> 10);
+    assert!(
+        last < 200,
+        "every poll was answered into a reader that never reads"
+    );
+    assert!(
+        grown < LIMIT * 3 / 2 + (512 << 10),
+        "{last} answers queued; RSS grew by {} KiB",
+        grown >> 10
+    );
+    // A fresh client is served at once.
+    let t = Instant::now();
+    assert_still_serving(&server);
+    assert!(t.elapsed() < Duration::from_secs(1));
+}

@@ -59,7 +59,7 @@ impl Server {
             conn.client
                 .output
                 .push(Segment::Shared(Arc::clone(&unit.bytes)), unit.layout);
-            if conn.client.output.len() > self.app.config.max_pending_output {
+            if conn.client.output.memory() > self.app.config.max_pending_output {
                 log::info!(
                     "c{}: trace feed reader too slow; closing it",
                     conn.client.id
