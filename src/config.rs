@@ -11,7 +11,8 @@ use crate::trace::TraceOptions;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub addr: SocketAddr,
-    /// Most open client connections; the excess is answered 503 and closed.
+    /// Most open client connections; the excess is answered 503 and closed. Lowered at start to
+    /// what the open-file limit can hold.
     pub max_connections: usize,
     /// Largest message, in bytes: a publish body past it is answered 413.
     pub max_message_size: usize,
@@ -86,6 +87,18 @@ impl Default for Config {
     }
 }
 
+/// File descriptors the server keeps for itself besides its connections: stdio, the listener,
+/// the poller and its waker, a trace file, the spare descriptor it holds to refuse clients past the
+/// limit, and slack.
+pub const RESERVED_FDS: usize = 16;
+
+/// The most connections `nofile` open files can hold when `refusing` more are tracked while they
+/// get their `503` (at least 1).
+pub fn max_connections_within(nofile: u64, refusing: usize) -> usize {
+    let nofile = usize::try_from(nofile).unwrap_or(usize::MAX);
+    nofile.saturating_sub(RESERVED_FDS + refusing).max(1)
+}
+
 /// A configuration that can not serve as asked: refused at start rather than discovered later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -143,6 +156,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_fit_in_the_open_file_limit() {
+        assert_eq!(max_connections_within(1024, 64), 1024 - 16 - 64);
+        assert_eq!(max_connections_within(20_000, 64), 20_000 - 80);
+        assert_eq!(max_connections_within(50, 64), 1);
+        assert_eq!(max_connections_within(u64::MAX, 64), usize::MAX - 80);
+    }
 
     #[test]
     fn the_default_is_valid() {

@@ -88,8 +88,8 @@ struct ServeArgs {
     /// port 0 picks a free port
     #[arg(verbatim_doc_comment, long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     addr: SocketAddr,
-    /// Most open client connections;
-    /// the excess is answered 503
+    /// Most open client connections (lowered to what the open-file
+    /// limit holds); the excess is answered 503
     #[arg(verbatim_doc_comment, long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
     /// Largest message in bytes: a publish body over it gets 413,

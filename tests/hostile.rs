@@ -368,3 +368,41 @@ fn pipelined_polls_that_are_never_read_pause_near_the_limit() {
     assert_still_serving(&server);
     assert!(t.elapsed() < Duration::from_secs(1));
 }
+
+// ── 7. File descriptors ─────────────────────────────────────────────────────────────────────
+
+/// Opens `n` event streams; returns each one's status, and the connections.
+fn open_streams(server: &TestServer, n: usize) -> (Vec<support::Response>, Vec<support::Client>) {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let mut c = server.connect();
+        c.send(b"GET /sse/fd HTTP/1.1\r\nHost: t\r\n\r\n");
+        conns.push(c);
+    }
+    let heads = conns.iter_mut().map(|c| c.read_response_head()).collect();
+    (heads, conns)
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    let server = TestServer::start_with_ulimit("-Sn 64", &["--no-demo"]);
+    let (heads, _conns) = open_streams(&server, 100);
+    assert!(heads.iter().all(|h| h.status == 200), "{:?}", heads.last());
+    assert_still_serving(&server);
+}
+
+#[test]
+fn past_the_open_file_limit_a_client_gets_503_with_retry_after() {
+    let server = TestServer::start_with_ulimit("-n 128", &["--no-demo"]);
+    let (heads, _conns) = open_streams(&server, 130);
+    let served = heads.iter().filter(|h| h.status == 200).count();
+    assert!((1..130).contains(&served), "{served} streams served");
+    for h in heads.iter().filter(|h| h.status != 200) {
+        assert_eq!(h.status, 503, "{h:?}");
+        assert_eq!(h.header("retry-after"), Some("1"), "{h:?}");
+    }
+    let t = Instant::now();
+    let r = server.poll("fd", None);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}

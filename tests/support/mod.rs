@@ -30,17 +30,32 @@ impl TestServer {
 
     /// Spawns `pushwire --addr <addr> <flags>` and waits for its listening line.
     pub fn start_at(addr: &str, flags: &[&str]) -> TestServer {
-        TestServer::spawn(addr, flags, false)
+        TestServer::spawn(addr, flags, false, None)
+    }
+
+    /// Like [`TestServer::start`], run by `sh` after `ulimit` with `limit` (`-Sn 64`: the soft
+    /// open-file limit; `-n 128`: soft and hard).
+    pub fn start_with_ulimit(limit: &str, flags: &[&str]) -> TestServer {
+        TestServer::spawn("127.0.0.1:0", flags, false, Some(limit))
     }
 
     /// Like [`TestServer::start`], with the server's stderr a pipe whose reading end is closed at
     /// once: every write to stderr fails with `EPIPE`.
     pub fn start_with_closed_stderr(flags: &[&str]) -> TestServer {
-        TestServer::spawn("127.0.0.1:0", flags, true)
+        TestServer::spawn("127.0.0.1:0", flags, true, None)
     }
 
-    fn spawn(addr: &str, flags: &[&str], closed_stderr: bool) -> TestServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushwire"));
+    fn spawn(addr: &str, flags: &[&str], closed_stderr: bool, ulimit: Option<&str>) -> TestServer {
+        let bin = env!("CARGO_BIN_EXE_pushwire");
+        let mut cmd = match ulimit {
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                // `exec` keeps the pid: the child handle is the server itself.
+                sh.args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), bin]);
+                sh
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["--addr", addr])
             .args(flags)
             .stdin(Stdio::null())
