@@ -89,13 +89,10 @@ pub fn run(args: &LoadArgs) -> std::io::Result<()> {
     let bar = indicatif::ProgressBar::new_spinner();
     let report = load::run(&cfg, &|msg| bar.set_message(msg.to_string())).map_err(Error::other)?;
     bar.finish_and_clear();
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(Error::other)?
-        );
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).map_err(Error::other)? + "\n"
     } else {
-        print!("{}", load::table(&report));
-    }
-    Ok(())
+        load::table(&report)
+    };
+    crate::write_out(&text).map_err(Error::other)
 }

@@ -13,7 +13,8 @@ use crate::trace::TraceOptions;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub addr: SocketAddr,
-    /// Most open client connections; the excess is answered 503 and closed.
+    /// Most open client connections; the excess is answered 503 and closed. Lowered at start to
+    /// what the open-file limit can hold.
     pub max_connections: usize,
     /// Largest message, in bytes: a publish body past it is answered 413.
     pub max_message_size: usize,
@@ -31,8 +32,9 @@ pub struct Config {
     pub longpoll_timeout: Duration,
     /// The longest `timeout=` a long-poll may ask for (larger values are clamped).
     pub longpoll_max_timeout: Duration,
-    /// Most bytes queued for one connection before the server stops reading its pipelined requests
-    /// (HTTP) or, for a stream, treats it as a slow consumer.
+    /// Most memory queued for one connection, in bytes (each unit's bytes and its entry), before
+    /// the server stops reading its pipelined requests (HTTP) or, for a stream, treats it as a
+    /// slow consumer.
     pub max_pending_output: usize,
     /// The reconnection delay an SSE stream tells its client (`retry:`).
     pub sse_retry: Duration,
@@ -47,6 +49,8 @@ pub struct Config {
     /// When not empty, WebSocket upgrades whose `Origin` is not listed are refused with 403
     /// (cross-site WebSocket hijacking).
     pub allowed_origins: Vec<String>,
+    /// `--admin`: `/trace` and `/drop` answer every peer; without it only loopback peers.
+    pub admin: bool,
     /// The channel the built-in ticker publishes to once per `demo_interval` (None: no ticker).
     pub demo_channel: Option<String>,
     /// Interval between ticker messages.
@@ -76,12 +80,25 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(30),
             ws_close_timeout: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            admin: false,
             demo_channel: Some("demo".to_string()),
             demo_interval: Duration::from_secs(1),
             trace: TraceOptions::default(),
             shutdown_grace: Duration::from_secs(2),
         }
     }
+}
+
+/// File descriptors the server keeps for itself besides its connections: stdio, the listener,
+/// the poller and its waker, a trace file, the spare descriptor it holds to refuse clients past the
+/// limit, and slack.
+pub const RESERVED_FDS: usize = 16;
+
+/// The most connections `nofile` open files can hold when `refusing` more are tracked while they
+/// get their `503` (at least 1).
+pub fn max_connections_within(nofile: u64, refusing: usize) -> usize {
+    let nofile = usize::try_from(nofile).unwrap_or(usize::MAX);
+    nofile.saturating_sub(RESERVED_FDS + refusing).max(1)
 }
 
 /// A configuration that can not serve as asked: refused at start rather than discovered later.
@@ -146,6 +163,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_fit_in_the_open_file_limit() {
+        assert_eq!(max_connections_within(1024, 64), 1024 - 16 - 64);
+        assert_eq!(max_connections_within(20_000, 64), 20_000 - 80);
+        assert_eq!(max_connections_within(50, 64), 1);
+        assert_eq!(max_connections_within(u64::MAX, 64), usize::MAX - 80);
+    }
 
     #[test]
     fn the_default_is_valid() {

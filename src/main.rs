@@ -90,8 +90,8 @@ struct ServeArgs {
     /// port 0 picks a free port
     #[arg(verbatim_doc_comment, long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     addr: SocketAddr,
-    /// Most open client connections;
-    /// the excess is answered 503
+    /// Most open client connections (lowered to what the open-file
+    /// limit holds); the excess is answered 503
     #[arg(verbatim_doc_comment, long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
     /// Largest message in bytes: a publish body over it gets 413,
@@ -128,9 +128,9 @@ struct ServeArgs {
     #[arg(verbatim_doc_comment, long, default_value_t = 120.0, value_parser = seconds,
           value_name = "SECS")]
     longpoll_max_timeout: f64,
-    /// Bytes queued for one connection before its pipelined
-    /// requests wait (HTTP) or it counts as a slow consumer
-    /// (streams)
+    /// Memory queued for one connection, bytes and bookkeeping of
+    /// each unit, before its pipelined requests wait (HTTP) or it
+    /// counts as a slow consumer (streams)
     #[arg(verbatim_doc_comment, long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
     /// Seconds in-flight responses may drain on shutdown
@@ -180,10 +180,15 @@ struct ServeArgs {
     /// Payload bytes shown per traced unit
     #[arg(verbatim_doc_comment, long, value_name = "BYTES", default_value_t = 64)]
     trace_preview: usize,
-    /// Only accept WebSocket upgrades from this Origin
-    /// (repeatable; none = any origin)
+    /// Another origin that may publish, drop and open WebSockets
+    /// (repeatable); when given, an upgrade from any other Origin
+    /// gets 403 (one without Origin is accepted)
     #[arg(verbatim_doc_comment, long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// Answer /trace and /drop to any client, not only to
+    /// loopback ones
+    #[arg(verbatim_doc_comment, long)]
+    admin: bool,
 }
 
 /// `--addr`: an IP address and port, or a host name and port, resolved here (its first IPv4
@@ -234,6 +239,7 @@ impl ServeArgs {
             ws_pong_timeout: Duration::from_secs_f64(self.ws_pong_timeout),
             ws_close_timeout: Duration::from_secs_f64(self.ws_close_timeout),
             allowed_origins: self.allowed_origins.clone(),
+            admin: self.admin,
             demo_channel: (!self.no_demo).then(|| "demo".to_string()),
             trace: TraceOptions {
                 print: self.trace.as_deref().map(|mode| match mode {
@@ -275,9 +281,22 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pushwire: {e}");
+            // Nothing more to do when stderr is gone too.
+            let _ = writeln!(std::io::stderr(), "pushwire: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes a command's report on stdout. A reader that went away (`pushwire stats | head -c 10`)
+/// ends the command quietly with status 0: it read what it wanted. Rust ignores SIGPIPE, so the
+/// write fails with `EPIPE` instead, which `print!` would turn into a panic.
+fn write_out(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
     }
 }
 
@@ -415,11 +434,10 @@ fn print_stats(url: &str, channel: Option<&str>, json: bool) -> Result<(), Strin
     let stats: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| format!("the answer of {url} is not JSON: {e}"))?;
     if json {
-        println!("{stats:#}");
+        write_out(&format!("{stats:#}\n"))
     } else {
-        print!("{}", pushwire::ledger::report::render_table(&stats));
+        write_out(&pushwire::ledger::report::render_table(&stats))
     }
-    Ok(())
 }
 
 fn compare(args: &CompareArgs) -> std::io::Result<()> {
@@ -472,9 +490,9 @@ fn compare(args: &CompareArgs) -> std::io::Result<()> {
             "json" => String::new(),
             _ => report::table(&report),
         };
-        print!("{text}");
+        write_out(&text).map_err(Error::other)?;
         if matches!(args.format.as_str(), "table" | "markdown") && values.len() > 1 {
-            println!();
+            write_out("\n").map_err(Error::other)?;
         }
         reports.push((v, report));
     }
@@ -484,7 +502,7 @@ fn compare(args: &CompareArgs) -> std::io::Result<()> {
         } else {
             serde_json::to_string_pretty(&reports.iter().map(|(_, r)| r).collect::<Vec<_>>())
         };
-        println!("{}", json.map_err(Error::other)?);
+        write_out(&format!("{}\n", json.map_err(Error::other)?)).map_err(Error::other)?;
     }
     if let Some(path) = &args.svg {
         let chart = if reports.len() == 1 {

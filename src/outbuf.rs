@@ -130,6 +130,25 @@ pub struct OutQueue {
     front_offset: usize,
     /// Bytes queued and not yet written.
     pending: usize,
+    /// Heap bytes the entries hold (see [`OutQueue::memory`]).
+    heap: usize,
+}
+
+/// Bytes an [`Arc`] allocation holds besides its data (the two reference counts).
+const ARC_HEADER: usize = 2 * std::mem::size_of::<usize>();
+
+/// Queues emptied with more room than this many entries give it back.
+const IDLE_ENTRY_CAPACITY: usize = 64;
+
+/// The heap bytes one segment holds: an owned buffer's capacity; a shared unit's bytes and
+/// counts, charged in full to every queue that holds it (a slow reader may be the last to hold a
+/// message the hub has let go); nothing for bytes built into the binary.
+fn heap_cost(segment: &Segment) -> usize {
+    match segment {
+        Segment::Owned(v) => v.capacity(),
+        Segment::Shared(s) => s.len() + ARC_HEADER,
+        Segment::Static(_) => 0,
+    }
 }
 
 impl OutQueue {
@@ -141,6 +160,13 @@ impl OutQueue {
     /// Bytes waiting to be written.
     pub fn len(&self) -> usize {
         self.pending
+    }
+
+    /// The memory this queue holds: its entries' bookkeeping and the bytes behind them. This,
+    /// not [`OutQueue::len`], is what `--max-pending-output` bounds: a reader that takes nothing
+    /// of a stream of 1-byte messages queues few wire bytes but an entry per message.
+    pub fn memory(&self) -> usize {
+        self.entries.len() * std::mem::size_of::<Entry>() + self.heap
     }
 
     /// Whether every queued byte has been written: nothing is left for the socket.
@@ -172,7 +198,9 @@ impl OutQueue {
             && last.len() < COALESCE_LIMIT
             && last_layout.try_extend(&layout)
         {
+            self.heap -= last.capacity();
             last.extend_from_slice(bytes);
+            self.heap += last.capacity();
             self.pending += bytes.len();
             return;
         }
@@ -217,6 +245,7 @@ impl OutQueue {
             "a layout covers its segment exactly"
         );
         self.pending += segment.len();
+        self.heap += heap_cost(&segment);
         self.entries.push_back(Entry {
             segment,
             layout,
@@ -287,7 +316,17 @@ impl OutQueue {
                 return;
             }
             self.front_offset = 0;
-            self.entries.pop_front();
+            if let Some(done) = self.entries.pop_front() {
+                self.heap -= heap_cost(&done.segment);
+            }
+        }
+        self.trim();
+    }
+
+    /// Gives back the room of a queue that grew for a backlog, once it is empty.
+    fn trim(&mut self) {
+        if self.entries.is_empty() && self.entries.capacity() > IDLE_ENTRY_CAPACITY {
+            self.entries = VecDeque::new();
         }
     }
 
@@ -300,6 +339,8 @@ impl OutQueue {
             .entries
             .front()
             .map_or(0, |e| e.segment.len() - self.front_offset);
+        self.heap = self.entries.iter().map(|e| heap_cost(&e.segment)).sum();
+        self.entries.shrink_to(IDLE_ENTRY_CAPACITY);
     }
 }
 
@@ -524,5 +565,47 @@ mod tests {
         let mut q = OutQueue::new();
         q.push_delivery(&shared, Instant::now());
         assert_eq!(Arc::strong_count(&shared.bytes), 2);
+    }
+
+    #[test]
+    fn memory_charges_every_entry_and_comes_back_when_written() {
+        let mut q = OutQueue::new();
+        let unit = SharedUnit::new(b"x".to_vec(), Layout::uniform(Category::Payload, 1));
+        let now = Instant::now();
+        for _ in 0..1000 {
+            q.push_delivery(&unit, now);
+            q.push_bytes(b",", Category::JsonEnvelope);
+        }
+        assert_eq!(q.len(), 2000);
+        let per_entry = std::mem::size_of::<Entry>();
+        assert!(
+            q.memory() >= 2000 * per_entry + 1000 * (1 + ARC_HEADER),
+            "{}",
+            q.memory()
+        );
+        let mut sink = Trickle {
+            out: Vec::new(),
+            limit: 1000,
+        };
+        let mut report = WriteReport::default();
+        while !q.is_empty() {
+            q.write_to(&mut sink, &mut report).unwrap();
+        }
+        assert_eq!(q.memory(), 0);
+        assert!(q.entries.capacity() <= IDLE_ENTRY_CAPACITY);
+        // Coalesced owned bytes are charged their buffer's capacity, once.
+        q.push_bytes(b"abc", Category::Other);
+        q.push_bytes(b"def", Category::Other);
+        assert_eq!(q.entries.len(), 1);
+        assert_eq!(q.memory(), per_entry + q.entries[0].segment_capacity());
+        q.push_delivery(&unit, now);
+        q.drop_unstarted();
+        assert_eq!(q.memory(), 0);
+    }
+
+    impl Entry {
+        fn segment_capacity(&self) -> usize {
+            heap_cost(&self.segment)
+        }
     }
 }

@@ -4,7 +4,7 @@
 use super::session::Session;
 use crate::ledger::Transport;
 use crate::outbuf::OutQueue;
-use crate::trace::{Direction, Dissector, UnitKind};
+use crate::trace::{Direction, Dissector, Unit};
 
 /// Input capacity an idle connection may keep; a larger buffer is freed once empty.
 const IDLE_INPUT_CAPACITY: usize = 4 * 1024;
@@ -26,6 +26,22 @@ impl InBuf {
             self.bytes.clear();
             self.start = 0;
         }
+    }
+
+    /// [`InBuf::consume`], handing the bytes to the received-side dissector first, when tracing
+    /// (see [`Client::consume_input`]; this form leaves the session free to borrow).
+    pub(crate) fn consume_traced(
+        &mut self,
+        n: usize,
+        dissectors: &mut Option<Box<(Dissector, Dissector)>>,
+        traced: &mut Vec<(Direction, Unit)>,
+    ) {
+        if let Some(pair) = dissectors {
+            let mut units = Vec::new();
+            pair.0.feed(&self[..n.min(self.len())], &mut units);
+            traced.extend(units.into_iter().map(|unit| (Direction::Received, unit)));
+        }
+        self.consume(n);
     }
 
     /// Appends bytes read from the socket.
@@ -72,7 +88,9 @@ pub(crate) struct Client {
     /// Received and sent stream dissectors, while tracing is on.
     pub dissectors: Option<Box<(Dissector, Dissector)>>,
     /// Units the dissectors completed, waiting to become trace records.
-    pub traced: Vec<(Direction, UnitKind, Vec<u8>)>,
+    pub traced: Vec<(Direction, Unit)>,
+    /// The client connected from a loopback address (the admin endpoints answer it).
+    pub loopback_peer: bool,
 }
 
 impl Client {
@@ -88,6 +106,7 @@ impl Client {
             channel: None,
             dissectors: None,
             traced: Vec::new(),
+            loopback_peer: false,
         }
     }
 
@@ -102,6 +121,14 @@ impl Client {
             Direction::Sent => pair.1.feed(bytes, &mut units),
         }
         self.traced
-            .extend(units.into_iter().map(|(kind, b)| (direction, kind, b)));
+            .extend(units.into_iter().map(|unit| (direction, unit)));
+    }
+
+    /// A session consumed `n` bytes of input: they leave the buffer, and the received-side
+    /// dissector (when tracing) sees them as the wire units they were. Input a session ignores
+    /// is consumed with [`InBuf::consume`] and never traced.
+    pub(crate) fn consume_input(&mut self, n: usize) {
+        self.input
+            .consume_traced(n, &mut self.dissectors, &mut self.traced);
     }
 }

@@ -26,7 +26,8 @@ impl App {
                 let unit = delivery::sse_event(message, stream.is_chunked());
                 stream.deliver(&unit, message.published_at, &mut conn.output);
                 self.ledger.count(conn.transport, Counter::Messages, 1);
-                let pending = conn.output.len();
+                // Memory, not wire bytes: each queued unit costs its entry too.
+                let pending = conn.output.memory();
                 if pending > max_pending {
                     self.slow_consumer(conn, pending);
                     return Delivery::Close;
@@ -37,7 +38,7 @@ impl App {
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
                 }
-                let pending = conn.output.len();
+                let pending = conn.output.memory();
                 if pending > max_pending {
                     ws.cut_slow_consumer(self.now, &mut conn.output);
                     self.slow_consumer(conn, pending);
@@ -66,7 +67,7 @@ impl App {
     /// Counts a subscriber cut off with `pending` bytes it had not read.
     pub(super) fn slow_consumer(&mut self, conn: &Client, pending: usize) {
         log::info!(
-            "c{}: slow consumer cut off ({pending} bytes pending)",
+            "c{}: slow consumer cut off ({pending} bytes of output queued)",
             conn.id
         );
         self.ledger

@@ -153,7 +153,8 @@ impl App {
                         return (progressed, None);
                     }
                     let r = h.core.receive(&conn.input, self.now, &conn.output);
-                    conn.input.consume(r.consumed);
+                    let (dissectors, traced) = (&mut conn.dissectors, &mut conn.traced);
+                    conn.input.consume_traced(r.consumed, dissectors, traced);
                     let reading_body = h.route.is_some();
                     self.account_in(conn.transport, &r.tally);
                     match r.event {
@@ -168,7 +169,7 @@ impl App {
                                 // counted as a request head of no transport, then dropped.
                                 self.set_transport(conn, Transport::Other);
                                 let n = conn.input.len();
-                                conn.input.consume(n);
+                                conn.consume_input(n);
                                 self.ledger
                                     .inbound(Transport::Other, Category::RequestHead, n);
                             }
@@ -179,7 +180,8 @@ impl App {
                     }
                 }
                 Session::Sse(stream, _) => {
-                    // An event stream is one-way: whatever the client sends now is ignored.
+                    // An event stream is one-way: whatever the client sends now is ignored (and
+                    // not traced: it is no wire unit of any protocol spoken here).
                     let (n, tally) = stream.receive(&conn.input);
                     conn.input.consume(n);
                     self.account_in(conn.transport, &tally);
@@ -187,7 +189,8 @@ impl App {
                 }
                 Session::WebSocket(ws, channel) => {
                     let r = ws.receive(&conn.input, self.now, &mut conn.output);
-                    conn.input.consume(r.consumed);
+                    let (dissectors, traced) = (&mut conn.dissectors, &mut conn.traced);
+                    conn.input.consume_traced(r.consumed, dissectors, traced);
                     self.account_in(conn.transport, &r.tally);
                     if !r.progressed {
                         return (progressed, None);
@@ -253,6 +256,12 @@ impl App {
                 return None;
             }
         };
+        let access = router::Access {
+            admin: self.config.admin,
+            allowed_origins: &self.config.allowed_origins,
+            loopback_peer: conn.loopback_peer,
+        };
+        let route = route.and_then(|r| router::check_access(&r, &head, access).map(|()| r));
         let route = match route {
             Ok(route) => route,
             Err(e) => {
@@ -379,8 +388,8 @@ impl App {
 
     /// Answers `GET /stats` with the document the driver had [`App::stats_json`] write.
     pub(crate) fn respond_stats(&mut self, conn: &mut Client, json: String) {
-        let extra = [NO_STORE, ("Access-Control-Allow-Origin", "*")];
-        self.respond_json(conn, json, Category::Other, &extra);
+        // No CORS header: the demo page is same-origin, and no other site needs the ledger.
+        self.respond_json(conn, json, Category::Other, &[NO_STORE]);
     }
 
     /// A 200 with a small JSON document made for this answer, all of `category`.

@@ -93,6 +93,11 @@ pub(crate) enum RouteError {
     UpgradeWithBody,
     /// A WebSocket upgrade from an origin not in `--allowed-origin` → 403.
     OriginNotAllowed,
+    /// `/trace` or `/drop` from a peer that is not on loopback, without `--admin` → 403.
+    AdminOnly,
+    /// A state-changing request (`/pub`, `/drop`) whose `Origin` is neither this server's own
+    /// nor listed in `--allowed-origin`: a page on another site (CSRF) → 403.
+    ForeignOrigin,
     /// The request did not arrive within its timeout → 408.
     RequestTimeout,
 }
@@ -109,7 +114,7 @@ impl RouteError {
             | RouteError::BodyNotUtf8
             | RouteError::EmptyMessage
             | RouteError::UpgradeWithBody => 400,
-            RouteError::OriginNotAllowed => 403,
+            RouteError::OriginNotAllowed | RouteError::AdminOnly | RouteError::ForeignOrigin => 403,
             RouteError::RequestTimeout => 408,
         })
     }
@@ -145,6 +150,12 @@ impl fmt::Display for RouteError {
             ),
             RouteError::UpgradeWithBody => f.write_str("an upgrade request has no body"),
             RouteError::OriginNotAllowed => f.write_str("origin not allowed"),
+            RouteError::AdminOnly => f.write_str(
+                "this endpoint answers loopback clients only (start the server with --admin to open it)",
+            ),
+            RouteError::ForeignOrigin => f.write_str(
+                "cross-origin request refused: the Origin is neither this server nor an --allowed-origin",
+            ),
             RouteError::RequestTimeout => f.write_str("request not received in time"),
         }
     }
@@ -157,6 +168,74 @@ impl From<RouteError> for Refusal {
             reason: error.to_string(),
             headers: error.headers(),
         }
+    }
+}
+
+/// Who may use the endpoints that reach beyond one client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Access<'a> {
+    /// `--admin`: `/trace` and `/drop` answer every peer, not only loopback ones.
+    pub admin: bool,
+    /// `--allowed-origin`: origins other than the server's own that may change state.
+    pub allowed_origins: &'a [String],
+    /// The client connected from a loopback address.
+    pub loopback_peer: bool,
+}
+
+/// Refuses what this client may not ask: the admin endpoints from afar (their records carry
+/// every channel's payload, `/drop` closes everyone's streams), and a state change a page of
+/// another site asked for. A cross-origin `POST` with `Content-Type: text/plain` is a CORS
+/// "simple request": the browser sends it without a preflight, so the server must look at
+/// `Origin` itself (RFC 6454 §7.3; the Fetch standard's CORS-safelisted requests).
+pub(crate) fn check_access(
+    route: &Route,
+    head: &RequestHead,
+    access: Access<'_>,
+) -> Result<(), RouteError> {
+    let admin_endpoint = matches!(route, Route::Trace | Route::Drop { .. });
+    if admin_endpoint && !access.admin && !access.loopback_peer {
+        return Err(RouteError::AdminOnly);
+    }
+    let changes_state = matches!(route, Route::Publish { .. } | Route::Drop { .. });
+    if changes_state
+        && let Some(origin) = head.header("origin")
+        && !is_same_origin(origin, head.header("host"))
+        && !access
+            .allowed_origins
+            .iter()
+            .any(|a| a.as_bytes().eq_ignore_ascii_case(origin))
+    {
+        return Err(RouteError::ForeignOrigin);
+    }
+    Ok(())
+}
+
+/// Whether `Origin` (`scheme://host[:port]`) names the authority the request was sent to (its
+/// `Host`), default ports filled in. The server speaks plain HTTP, so only an `http` origin can be
+/// its own (behind a TLS proxy, list the public origin with `--allowed-origin`); `null` and
+/// anything unreadable are foreign.
+fn is_same_origin(origin: &[u8], host: Option<&[u8]>) -> bool {
+    let (Ok(origin), Some(Ok(host))) = (std::str::from_utf8(origin), host.map(std::str::from_utf8))
+    else {
+        return false;
+    };
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("http")
+        && authority_with_port(authority, "80")
+            .eq_ignore_ascii_case(&authority_with_port(host.trim(), "80"))
+}
+
+/// `host:port`, with `default` when the authority names no port (`[v6]` literals kept whole).
+fn authority_with_port(authority: &str, default: &str) -> String {
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| !host.starts_with('[') || host.ends_with(']'));
+    if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default}")
     }
 }
 
@@ -262,5 +341,86 @@ fn sse_resume_point(head: &RequestHead) -> Result<Option<u64>, RouteError> {
     match head.query_param("last_event_id") {
         Some(v) => polling::parse_id(v).map(Some).ok_or_else(bad),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::{HeadReader, Limits};
+
+    fn head(raw: &str) -> RequestHead {
+        HeadReader::new()
+            .decode(raw.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap()
+    }
+
+    fn access(admin: bool, loopback_peer: bool, allowed: &[String]) -> Access<'_> {
+        Access {
+            admin,
+            allowed_origins: allowed,
+            loopback_peer,
+        }
+    }
+
+    fn check(raw: &str, a: Access<'_>) -> Result<(), RouteError> {
+        let h = head(raw);
+        check_access(&route(&h).unwrap(), &h, a)
+    }
+
+    #[test]
+    fn admin_endpoints_answer_loopback_peers_unless_admin() {
+        let none: [String; 0] = [];
+        let trace = "GET /trace HTTP/1.1\r\nHost: a:1\r\n\r\n";
+        let drop = "POST /drop/sse HTTP/1.1\r\nHost: a:1\r\n\r\n";
+        for raw in [trace, drop] {
+            assert_eq!(check(raw, access(false, true, &none)), Ok(()));
+            assert_eq!(
+                check(raw, access(false, false, &none)),
+                Err(RouteError::AdminOnly)
+            );
+            assert_eq!(check(raw, access(true, false, &none)), Ok(()));
+        }
+        let poll = "GET /poll/a HTTP/1.1\r\nHost: a:1\r\n\r\n";
+        assert_eq!(check(poll, access(false, false, &none)), Ok(()));
+        assert_eq!(RouteError::AdminOnly.status(), Status(403));
+    }
+
+    #[test]
+    fn state_changes_from_a_foreign_origin_are_refused() {
+        let allowed = ["https://app.example".to_string()];
+        let a = access(false, true, &allowed);
+        let publish = |origin: &str, host: &str| {
+            check(
+                &format!("POST /pub/c HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\r\n"),
+                a,
+            )
+        };
+        assert_eq!(publish("http://127.0.0.1:8080", "127.0.0.1:8080"), Ok(()));
+        assert_eq!(publish("HTTP://Example.com", "example.com:80"), Ok(()));
+        assert_eq!(publish("http://example.com:80", "example.com"), Ok(()));
+        assert_eq!(publish("https://app.example", "127.0.0.1:8080"), Ok(()));
+        assert_eq!(publish("http://[::1]:8080", "[::1]:8080"), Ok(()));
+        for foreign in [
+            "https://evil.example",
+            "http://127.0.0.1:8081",
+            "https://127.0.0.1:8080",
+            "null",
+            "ws://127.0.0.1:8080",
+        ] {
+            assert_eq!(
+                publish(foreign, "127.0.0.1:8080"),
+                Err(RouteError::ForeignOrigin),
+                "{foreign}"
+            );
+        }
+        let drop = "POST /drop/sse HTTP/1.1\r\nHost: h\r\nOrigin: https://evil.example\r\n\r\n";
+        assert_eq!(check(drop, a), Err(RouteError::ForeignOrigin));
+        // No Origin: not a browser's cross-site request (curl, the tools, same-origin GETs).
+        assert_eq!(check("POST /pub/c HTTP/1.1\r\nHost: h\r\n\r\n", a), Ok(()));
+        // Reading is not a state change.
+        let poll = "GET /poll/c HTTP/1.1\r\nHost: h\r\nOrigin: https://evil.example\r\n\r\n";
+        assert_eq!(check(poll, a), Ok(()));
     }
 }

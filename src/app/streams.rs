@@ -59,7 +59,8 @@ impl App {
         let exchange = h.core.upgrade();
         let opening = sse::Opening {
             date: self.date.value(),
-            extra: &[("Access-Control-Allow-Origin", "*")],
+            // No CORS header: records carry every channel's payload preview.
+            extra: &[],
             head_category: Category::Other,
             retry: self.config.sse_retry,
             notices: b"",
@@ -85,9 +86,12 @@ impl App {
     ) {
         let origins = &self.config.allowed_origins;
         if !origins.is_empty() {
+            // Browsers always send Origin on a WebSocket handshake (RFC 6455 §4.1, step 8 of the
+            // client requirements; the Fetch standard): a request without one is no browser, so
+            // no page of another site, and it could forge any Origin anyway.
             let allowed = head
                 .header("origin")
-                .is_some_and(|origin| origins.iter().any(|a| a.as_bytes() == origin));
+                .is_none_or(|origin| origins.iter().any(|a| a.as_bytes() == origin));
             if !allowed {
                 return self.refuse(conn, RouteError::OriginNotAllowed.into(), false);
             }

@@ -42,6 +42,11 @@ impl Tracer {
         self.print.is_some() || self.file.is_some() || !self.feed.is_empty()
     }
 
+    /// Payload bytes a record shows (and a received unit keeps).
+    pub(crate) fn preview(&self) -> usize {
+        self.preview
+    }
+
     /// A connection streams the feed from now on.
     pub(crate) fn subscribe(&mut self, key: usize, chunked: bool) {
         self.feed.push((key, chunked));
@@ -61,7 +66,7 @@ impl Tracer {
     pub(crate) fn new_dissectors(&self) -> Option<Box<(Dissector, Dissector)>> {
         self.active().then(|| {
             Box::new((
-                Dissector::new(Direction::Received),
+                Dissector::new(Direction::Received).keeping(self.preview),
                 Dissector::new(Direction::Sent),
             ))
         })
@@ -74,7 +79,11 @@ impl Tracer {
             if let Some(detail) = self.print {
                 let mut text = String::new();
                 record.render(detail, self.preview, &mut text);
-                eprint!("{text}");
+                // A closed stderr (`pushwire --trace 2>&1 | head`) ends this sink, not the server.
+                if let Err(e) = std::io::stderr().lock().write_all(text.as_bytes()) {
+                    log::warn!("trace on stderr: {e}; no longer printing it");
+                    self.print = None;
+                }
             }
             if let Some(file) = &mut self.file {
                 let line = record.to_json(self.preview).to_string();

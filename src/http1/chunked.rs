@@ -57,7 +57,12 @@ enum State {
         size: u64,
         digits: u8,
     },
-    /// After the size: optional whitespace and `;ext`, up to CR.
+    /// After the size, whitespace seen: more whitespace, `;` (an extension) or CR must follow
+    /// (`chunk-ext = *( BWS ";" BWS chunk-ext-name … )`, RFC 9112 §7.1.1).
+    SizeBws {
+        size: u64,
+    },
+    /// Inside `;ext[=value]`, up to CR.
     Extension {
         size: u64,
     },
@@ -129,7 +134,10 @@ impl ChunkedDecoder {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
-            if matches!(self.state, State::Size { .. } | State::Extension { .. }) {
+            if matches!(
+                self.state,
+                State::Size { .. } | State::SizeBws { .. } | State::Extension { .. }
+            ) {
                 self.size_line_len += 1;
                 if self.size_line_len > MAX_SIZE_LINE {
                     return Err(ChunkedError::InvalidSizeLine);
@@ -152,10 +160,19 @@ impl ChunkedDecoder {
                     None if digits == 0 => return Err(ChunkedError::MissingSize),
                     None => match b {
                         b'\r' => State::SizeLf { size },
-                        b';' | b' ' | b'\t' => State::Extension { size },
+                        b';' => State::Extension { size },
+                        b' ' | b'\t' => State::SizeBws { size },
                         b'\n' => return Err(ChunkedError::BadLineEnd),
                         _ => return Err(ChunkedError::InvalidSizeLine),
                     },
+                },
+                State::SizeBws { size } => match b {
+                    b'\r' => State::SizeLf { size },
+                    b';' => State::Extension { size },
+                    b' ' | b'\t' => State::SizeBws { size },
+                    b'\n' => return Err(ChunkedError::BadLineEnd),
+                    // `1 x`: an extension must start with `;`.
+                    _ => return Err(ChunkedError::InvalidSizeLine),
                 },
                 State::Extension { size } => match b {
                     b'\r' => State::SizeLf { size },
@@ -332,6 +349,25 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_may_precede_an_extension_or_the_line_end() {
+        let body = b"2 ;a=b\r\nhi\r\n1\t \r\n!\r\n0 ; last\r\n\r\n";
+        let expected = (body.len(), b"hi!".to_vec(), true);
+        assert_eq!(decode_whole(body).unwrap(), expected);
+        assert_eq!(decode_bytewise(body).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_long_size_line_is_refused_at_the_limit() {
+        let mut line = b"1".to_vec();
+        line.extend(std::iter::repeat_n(b' ', 4 * MAX_SIZE_LINE));
+        let mut d = ChunkedDecoder::new();
+        assert_eq!(
+            d.decode(&line, &mut Vec::new()),
+            Err(ChunkedError::InvalidSizeLine)
+        );
+    }
+
+    #[test]
     fn decodes_uppercase_hex_and_leading_zeros() {
         let (_, out, done) = decode_whole(b"0000A\r\n0123456789\r\n00\r\n\r\n").unwrap();
         assert_eq!(out, b"0123456789");
@@ -340,7 +376,10 @@ mod tests {
 
     #[test]
     fn rejects_invalid_chunks() {
-        let cases: [(&[u8], ChunkedError); 7] = [
+        let cases: [(&[u8], ChunkedError); 10] = [
+            (b"1 x\r\n", ChunkedError::InvalidSizeLine),
+            (b"1 \t x=y\r\n", ChunkedError::InvalidSizeLine),
+            (b"1 \n", ChunkedError::BadLineEnd),
             (b"x\r\n", ChunkedError::MissingSize),
             (b"\r\n", ChunkedError::MissingSize),
             (b"fffffffffffffffff\r\n", ChunkedError::SizeOverflow),

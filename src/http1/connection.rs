@@ -290,7 +290,7 @@ impl Connection {
                 // The clock of a request starts at its first byte, pipelined or not.
                 begun.get_or_insert(now);
                 // Pipelined requests wait while a slow reader has not taken earlier answers.
-                if out.len() >= self.settings.max_pending_output {
+                if out.memory() >= self.settings.max_pending_output {
                     return Received::default();
                 }
                 let skip = leading_empty_lines(input);

@@ -8,7 +8,6 @@ use mio::net::TcpStream;
 
 use crate::app::Client;
 use crate::outbuf::WriteReport;
-use crate::trace::Direction;
 
 /// Why reading stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +71,7 @@ impl Connection {
                 return Ok(ReadOutcome::Eof);
             }
             let fresh = &scratch[..n];
-            if self.client.dissectors.is_some() {
-                self.client.dissect(Direction::Received, fresh);
-            }
+            // Traced when a session consumes them (`Client::consume_input`), not as read.
             if !self.client.session.is_closing() {
                 // A closing connection reads only to drain the peer.
                 self.client.input.extend(fresh);

@@ -11,6 +11,7 @@
 
 mod connection;
 mod fanout;
+mod fdlimit;
 mod timers;
 mod trace;
 
@@ -49,6 +50,9 @@ const DRIVE_BUDGET: u32 = 32;
 
 /// How long to wait before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accept errors (EMFILE…) are logged at most once per this interval.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Connections the kernel may queue before the loop accepts them. mio and std listen with 128; a
 /// burst of clients larger than that (thousands of long-polls reconnecting at once) would see SYNs
@@ -106,6 +110,12 @@ pub struct Server {
     /// Set once shutdown began: the moment every connection is closed regardless.
     /// Accepting paused (out of file descriptors) until this moment.
     accept_paused_until: Option<Instant>,
+    /// When an accept error was last logged, and how many were not logged since.
+    accept_error_logged: Option<Instant>,
+    accept_errors_unlogged: u64,
+    /// A descriptor held in reserve (`/dev/null`): out of descriptors, it is let go to accept one
+    /// client and tell it `503` instead of leaving it in the backlog unanswered.
+    spare_fd: Option<std::fs::File>,
     /// When the demo ticker publishes next, and how many ticks it has sent.
     next_tick: Option<Instant>,
     ticks: u64,
@@ -115,7 +125,18 @@ pub struct Server {
 
 impl Server {
     /// Binds the listener; the server runs when [`Server::run`] is called.
-    pub fn bind(config: Config) -> io::Result<Server> {
+    pub fn bind(mut config: Config) -> io::Result<Server> {
+        if let Some(nofile) = fdlimit::raise_nofile() {
+            let most = crate::config::max_connections_within(nofile, REFUSAL_ALLOWANCE);
+            if config.max_connections > most {
+                log::warn!(
+                    "--max-connections {} is more than the open-file limit ({nofile}, the hard \
+                     RLIMIT_NOFILE) can hold; serving at most {most} connections",
+                    config.max_connections
+                );
+                config.max_connections = most;
+            }
+        }
         let poll = Poll::new()?;
         let mut listener = bind_listener(config.addr)?;
         poll.registry()
@@ -143,6 +164,9 @@ impl Server {
                 waker,
             },
             accept_paused_until: None,
+            accept_error_logged: None,
+            accept_errors_unlogged: 0,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
             next_tick: None,
             ticks: 0,
             accepted: 0,
@@ -246,17 +270,30 @@ impl Server {
         if self.accept_paused_until.is_some() {
             return;
         }
-        let Some(listener) = &self.listener else {
-            return;
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
             let (mut socket, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the pending connections stay queued; try again shortly.
-                    log::warn!("accept failed: {e}; pausing accepts");
+                    // EMFILE and friends. With the spare descriptor let go, one waiting client
+                    // is told 503 rather than left unanswered in the backlog.
+                    if self.spare_fd.take().is_some() {
+                        let refused = listener.accept();
+                        if let Ok((mut socket, _)) = refused {
+                            self.refuse_untracked(&mut socket);
+                        }
+                        self.spare_fd = std::fs::File::open("/dev/null").ok();
+                        if self.spare_fd.is_some() {
+                            self.log_accept_error(&e);
+                            continue;
+                        }
+                    }
+                    // The pending connections stay queued; try again shortly.
+                    self.log_accept_error(&e);
                     self.accept_paused_until = Some(self.app.now + ACCEPT_BACKOFF);
                     return;
                 }
@@ -265,12 +302,7 @@ impl Server {
             let over_limit = self.conns.len() >= max;
             if over_limit && self.conns.len() >= max + REFUSAL_ALLOWANCE {
                 // Even the refusals are too many: answer and drop without tracking.
-                let mut out = OutQueue::new();
-                let mut core = crate::http1::Connection::new(self.app.http, self.app.now);
-                let date = self.app.date.value();
-                core.refuse(&Self::refusal_503(), true, date, self.app.now, &mut out);
-                // Best effort on a fresh socket: the response fits in its send buffer.
-                let _ = out.write_to(&mut socket, &mut WriteReport::default());
+                self.refuse_untracked(&mut socket);
                 continue;
             }
             // Small writes (one message) must leave at once: latency is what is measured.
@@ -288,6 +320,12 @@ impl Server {
             self.accepted += 1;
             let mut client = Client::new(self.accepted, self.app.new_session());
             client.dissectors = self.app.tracer.new_dissectors();
+            client.loopback_peer = match peer.ip() {
+                std::net::IpAddr::V4(ip) => ip.is_loopback(),
+                std::net::IpAddr::V6(ip) => ip
+                    .to_ipv4_mapped()
+                    .map_or(ip.is_loopback(), |v4| v4.is_loopback()),
+            };
             if over_limit {
                 // Tracked like any closing connection, so the 503 is not lost to a reset.
                 log::debug!("{peer}: refused, over the connection limit");
@@ -297,6 +335,30 @@ impl Server {
             self.app.connections_open = self.conns.len();
             self.dirty.push(key);
         }
+    }
+
+    /// Answers `503` on a fresh socket that is then dropped, untracked.
+    fn refuse_untracked(&self, socket: &mut mio::net::TcpStream) {
+        let mut out = OutQueue::new();
+        let mut core = crate::http1::Connection::new(self.app.http, self.app.now);
+        let date = self.app.date.value();
+        core.refuse(&Self::refusal_503(), true, date, self.app.now, &mut out);
+        // Best effort on a fresh socket: the response fits in its send buffer.
+        let _ = out.write_to(socket, &mut WriteReport::default());
+    }
+
+    /// Logs an accept error at most once a second, with how many went unlogged before it.
+    fn log_accept_error(&mut self, e: &io::Error) {
+        let due = self
+            .accept_error_logged
+            .is_none_or(|t| self.app.now >= t + ACCEPT_ERROR_LOG_INTERVAL);
+        if !due {
+            self.accept_errors_unlogged += 1;
+            return;
+        }
+        let unlogged = std::mem::take(&mut self.accept_errors_unlogged);
+        log::warn!("accept failed: {e} ({unlogged} more since the last warning); answering 503");
+        self.accept_error_logged = Some(self.app.now);
     }
 
     /// The answer past `--max-connections`.

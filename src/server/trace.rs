@@ -30,15 +30,16 @@ impl Server {
             conn.client.id,
         );
         let time = self.app.now.saturating_duration_since(self.app.started);
-        for (direction, kind, bytes) in units {
+        for (direction, unit) in units {
             let record = Record {
                 time,
                 conn: id as usize,
                 transport,
                 channel: channel.clone(),
                 direction,
-                kind,
-                bytes,
+                kind: unit.kind,
+                bytes: unit.bytes,
+                len: unit.len,
             };
             self.emit(&record);
         }
@@ -57,7 +58,7 @@ impl Server {
             conn.client
                 .output
                 .push(Segment::Shared(Arc::clone(&unit.bytes)), unit.layout);
-            if conn.client.output.len() > self.app.config.max_pending_output {
+            if conn.client.output.memory() > self.app.config.max_pending_output {
                 log::info!(
                     "c{}: trace feed reader too slow; closing it",
                     conn.client.id
@@ -72,6 +73,7 @@ impl Server {
     /// Tracing just began: connections at a unit boundary get dissectors (a connection in the
     /// middle of a unit would be misread, so it is traced from its next connection on).
     pub(super) fn attach_dissectors(&mut self) {
+        let preview = self.app.tracer.preview();
         for (_, conn) in self.conns.iter_mut() {
             if conn.client.dissectors.is_some()
                 || !conn.client.output.is_empty()
@@ -83,7 +85,7 @@ impl Server {
                 continue;
             };
             conn.client.dissectors = Some(Box::new((
-                Dissector::joining(Direction::Received, sse, ws),
+                Dissector::joining(Direction::Received, sse, ws).keeping(preview),
                 Dissector::joining(Direction::Sent, sse, ws),
             )));
         }

@@ -1,29 +1,63 @@
 //! Cutting one direction of a connection's byte stream into wire units, as Wireshark does: HTTP
 //! heads and the bodies they announce, chunks, SSE events, WebSocket frames.
+//!
+//! Whatever the peer sends, a dissector's memory and time are bounded by the server's own limits:
+//! it keeps a unit's framing whole (an HTTP head up to [`MAX_HEAD`], a chunk-size line up to
+//! [`MAX_SIZE_LINE`], a trailer section, a frame header) and at most `keep` bytes of its payload,
+//! counting the rest; every delimiter is searched once, from where the last search stopped. The
+//! driver feeds the received side only with what a session consumed as wire units, never with
+//! input a session throws away (an event stream ignores what its client sends).
 use super::{Direction, UnitKind};
 use crate::http1::{BodyFraming, HeadReader, Limits};
 use crate::websocket::FrameHead;
 
-/// A unit bigger than this that is still incomplete is given up on (shown as unframed), so a
-/// trace never holds more than this per direction.
-const MAX_PENDING: usize = 32 * 1024 * 1024;
-
-/// An HTTP head still without its blank line past this size is no head the server accepts; the
-/// dissector stops looking (and rescanning) and shows the bytes as unframed.
+/// An HTTP head still without its blank line past this size is no head the server accepts (its
+/// own limit is 16 KiB by default); the dissector stops looking and shows the bytes as unframed.
 const MAX_HEAD: usize = 64 * 1024;
+
+/// The longest chunk-size line (extensions included) framed, as the chunked decoder's limit.
+const MAX_SIZE_LINE: usize = 1024;
+
+/// The longest trailer section framed after the last chunk, as the chunked decoder's limit.
+const MAX_TRAILER: usize = 8 * 1024;
+
+/// Sent units are kept whole (their payload counts come from their bytes); one still incomplete
+/// past this size is given up on (shown as unframed).
+const MAX_SENT_UNIT: usize = 32 * 1024 * 1024;
+
+/// Payload bytes a received unit keeps by default (the trace preview's default).
+const DEFAULT_KEEP: usize = 64;
+
+/// One wire unit cut from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// What the unit is.
+    pub kind: UnitKind,
+    /// Its bytes: all of them, or (received payload past the preview) its framing and the first
+    /// bytes of its payload.
+    pub bytes: Vec<u8>,
+    /// Its length on the wire.
+    pub len: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// An HTTP head comes next.
     Head,
-    /// A Content-Length body of this many bytes.
-    Body(usize),
-    /// A chunked body; `sse` when it is an event stream.
-    Chunked { sse: bool },
+    /// A Content-Length body with this many bytes still to come.
+    Body { remaining: u64 },
+    /// A chunk-size line of a chunked body; `sse` when it is an event stream.
+    ChunkLine { sse: bool },
+    /// Chunk data and its closing CRLF, this many bytes still to come.
+    ChunkData { sse: bool, remaining: u64 },
+    /// The trailer section after the last chunk, up to its empty line.
+    Trailer,
     /// An event stream delimited by the end of the connection (HTTP/1.0).
     UntilClose,
-    /// WebSocket frames, after an upgrade.
-    WebSocket,
+    /// A WebSocket frame header, after an upgrade.
+    FrameHead,
+    /// A WebSocket frame's payload, this many bytes still to come.
+    FramePayload { remaining: u64 },
     /// The stream can no longer be framed.
     Lost,
 }
@@ -33,139 +67,333 @@ enum State {
 pub struct Dissector {
     direction: Direction,
     state: State,
-    pending: Vec<u8>,
+    /// The current unit's bytes as kept: its framing, then up to `keep` bytes of payload.
+    kept: Vec<u8>,
+    /// Bytes of the current unit seen so far, kept or not.
+    len: usize,
+    /// Where the payload starts in `kept` (payload bytes kept = `kept.len() - payload_at`).
+    payload_at: usize,
+    /// How far the search for the current unit's delimiter got in `kept`.
+    scanned: usize,
+    /// Leading empty lines of a head (they belong to it).
+    lead: usize,
+    /// Payload bytes a unit keeps (`None`: all, for sent units).
+    keep: Option<usize>,
+}
+
+/// How a search for a delimiter went.
+enum Scan {
+    /// Not found yet; all the input offered was taken.
+    More,
+    /// Found: the unit ends at this offset of `kept`.
+    End(usize),
+    /// Not found within the unit's limit.
+    TooLong,
 }
 
 impl Dissector {
     /// A dissector for a connection at the start of an HTTP message.
     pub fn new(direction: Direction) -> Dissector {
-        Dissector {
-            direction,
-            state: State::Head,
-            pending: Vec::new(),
-        }
+        Dissector::in_state(direction, State::Head)
     }
 
     /// A dissector joining a stream already in progress at a unit boundary: an SSE body (chunked or
     /// not) or WebSocket frames.
     pub fn joining(direction: Direction, sse_chunked: Option<bool>, websocket: bool) -> Dissector {
         let state = match (sse_chunked, websocket) {
-            (_, true) => State::WebSocket,
-            (Some(true), _) if direction == Direction::Sent => State::Chunked { sse: true },
+            (_, true) => State::FrameHead,
+            (Some(true), _) if direction == Direction::Sent => State::ChunkLine { sse: true },
             (Some(false), _) if direction == Direction::Sent => State::UntilClose,
             (Some(_), _) => State::Lost,
             (None, false) => State::Head,
         };
+        Dissector::in_state(direction, state)
+    }
+
+    fn in_state(direction: Direction, state: State) -> Dissector {
         Dissector {
             direction,
             state,
-            pending: Vec::new(),
+            kept: Vec::new(),
+            len: 0,
+            payload_at: 0,
+            scanned: 0,
+            lead: 0,
+            keep: (direction == Direction::Received).then_some(DEFAULT_KEEP),
         }
+    }
+
+    /// Received units keep at most `preview` bytes of payload (the trace preview): what the peer
+    /// sends is never held beyond what a record shows.
+    pub fn keeping(mut self, preview: usize) -> Dissector {
+        if self.direction == Direction::Received {
+            self.keep = Some(preview);
+        }
+        self
+    }
+
+    /// Bytes held for the unit in progress (for tests and the bound above).
+    pub fn held(&self) -> usize {
+        self.kept.len()
     }
 
     /// Takes bytes that crossed the socket and appends every unit they complete to `units`.
-    pub fn feed(&mut self, bytes: &[u8], units: &mut Vec<(UnitKind, Vec<u8>)>) {
-        self.pending.extend_from_slice(bytes);
-        while let Some((kind, len)) = self.next_unit() {
-            let rest = self.pending.split_off(len);
-            units.push((kind, std::mem::replace(&mut self.pending, rest)));
-        }
-        if self.pending.len() > MAX_PENDING {
-            self.state = State::Lost;
-            units.push((UnitKind::Unframed, std::mem::take(&mut self.pending)));
+    pub fn feed(&mut self, mut input: &[u8], units: &mut Vec<Unit>) {
+        while !input.is_empty() {
+            let used = match self.state {
+                State::Lost => {
+                    self.payload(input);
+                    self.emit(UnitKind::Unframed, units);
+                    input.len()
+                }
+                State::Head => self.head(input, units),
+                State::Body { remaining } => {
+                    let (n, done) = self.payload_of(input, remaining);
+                    self.state = match done {
+                        true => {
+                            self.emit(UnitKind::Body, units);
+                            State::Head
+                        }
+                        false => State::Body {
+                            remaining: remaining - n as u64,
+                        },
+                    };
+                    n
+                }
+                State::ChunkLine { sse } => self.chunk_line(input, sse, units),
+                State::ChunkData { sse, remaining } => {
+                    let (n, done) = self.payload_of(input, remaining);
+                    self.state = match done {
+                        true => {
+                            self.emit(UnitKind::Chunk { sse }, units);
+                            State::ChunkLine { sse }
+                        }
+                        false => State::ChunkData {
+                            sse,
+                            remaining: remaining - n as u64,
+                        },
+                    };
+                    n
+                }
+                State::Trailer => {
+                    let max = MAX_SIZE_LINE + 2 + MAX_TRAILER + 2;
+                    let (n, scan) = self.scan(input, b"\r\n\r\n", max);
+                    match scan {
+                        Scan::More => {}
+                        Scan::End(_) => {
+                            self.emit(UnitKind::LastChunk, units);
+                            self.state = State::Head;
+                        }
+                        Scan::TooLong => self.lose(units),
+                    }
+                    n
+                }
+                State::UntilClose => {
+                    let (n, scan) = self.scan(input, b"\n\n", MAX_SENT_UNIT);
+                    match scan {
+                        Scan::More => {}
+                        Scan::End(_) => self.emit(UnitKind::SseEvents, units),
+                        Scan::TooLong => self.lose(units),
+                    }
+                    n
+                }
+                State::FrameHead => self.frame_head(input, units),
+                State::FramePayload { remaining } => {
+                    let (n, done) = self.payload_of(input, remaining);
+                    self.state = match done {
+                        true => {
+                            self.emit(UnitKind::WsFrame, units);
+                            State::FrameHead
+                        }
+                        false => State::FramePayload {
+                            remaining: remaining - n as u64,
+                        },
+                    };
+                    n
+                }
+            };
+            input = &input[used..];
+            if self.keep.is_none() && self.kept.len() > MAX_SENT_UNIT {
+                self.lose(units);
+            }
         }
     }
 
-    /// The kind and length of the unit at the start of `pending`, moving to the state after it.
-    fn next_unit(&mut self) -> Option<(UnitKind, usize)> {
-        let buf = &self.pending;
-        if buf.is_empty() {
-            return None;
-        }
-        match self.state {
-            State::Lost => Some((UnitKind::Unframed, buf.len())),
-            State::Head => self.head(),
-            State::Body(n) => (buf.len() >= n).then(|| {
-                self.state = State::Head;
-                (UnitKind::Body, n)
-            }),
-            State::Chunked { sse } => self.chunk(sse),
-            State::UntilClose => {
-                let end = find(buf, b"\n\n")? + 2;
-                Some((UnitKind::SseEvents, end))
-            }
-            State::WebSocket => match FrameHead::decode(buf) {
-                Err(_) => {
-                    self.state = State::Lost;
-                    Some((UnitKind::Unframed, buf.len()))
-                }
-                Ok(None) => None,
-                Ok(Some((head, head_len))) => {
-                    let total = usize::try_from(head.payload_len)
-                        .ok()
-                        .and_then(|p| p.checked_add(head_len))?;
-                    (buf.len() >= total).then_some((UnitKind::WsFrame, total))
-                }
-            },
-        }
+    /// Takes up to `remaining` payload bytes of `input`; returns how many, and whether that was
+    /// all of them.
+    fn payload_of(&mut self, input: &[u8], remaining: u64) -> (usize, bool) {
+        let n = usize::try_from(remaining).map_or(input.len(), |r| r.min(input.len()));
+        self.payload(&input[..n]);
+        (n, n as u64 == remaining)
     }
 
-    fn head(&mut self) -> Option<(UnitKind, usize)> {
-        let buf = &self.pending;
-        // Empty lines before a request line belong to it.
-        let lead = buf
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count();
-        let end = find(&buf[lead..], b"\r\n\r\n")
-            .map(|i| lead + i + 4)
-            .or_else(|| find(&buf[lead..], b"\n\n").map(|i| lead + i + 2));
-        let Some(end) = end else {
-            if buf.len() > MAX_HEAD {
-                self.state = State::Lost;
-                return Some((UnitKind::Unframed, buf.len()));
-            }
-            return None;
+    /// Counts payload bytes, keeping those within the limit.
+    fn payload(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        let room = match self.keep {
+            Some(keep) => keep.saturating_sub(self.kept.len() - self.payload_at),
+            None => bytes.len(),
         };
-        let head = &buf[lead..end];
-        match self.direction {
+        self.kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
+    }
+
+    /// Appends `input` to a unit that is all framing and looks for `delim` from where the last
+    /// look stopped, within `max` bytes of unit. Returns the input bytes used.
+    fn scan(&mut self, input: &[u8], delim: &[u8], max: usize) -> (usize, Scan) {
+        let before = self.kept.len();
+        let take = input.len().min((max + 1).saturating_sub(before));
+        self.kept.extend_from_slice(&input[..take]);
+        let from = self.scanned;
+        if let Some(i) = find(&self.kept[from..], delim) {
+            let end = from + i + delim.len();
+            self.kept.truncate(end);
+            self.len = end;
+            return (end - before, Scan::End(end));
+        }
+        self.len = self.kept.len();
+        self.scanned = self.kept.len().saturating_sub(delim.len() - 1).max(from);
+        let scan = match self.kept.len() > max {
+            true => Scan::TooLong,
+            false => Scan::More,
+        };
+        (take, scan)
+    }
+
+    /// The current unit can not be framed: it is shown as it is, and so is the rest.
+    fn lose(&mut self, units: &mut Vec<Unit>) {
+        self.emit(UnitKind::Unframed, units);
+        self.state = State::Lost;
+    }
+
+    fn emit(&mut self, kind: UnitKind, units: &mut Vec<Unit>) {
+        units.push(Unit {
+            kind,
+            bytes: std::mem::take(&mut self.kept),
+            len: self.len,
+        });
+        self.len = 0;
+        self.payload_at = 0;
+        self.scanned = 0;
+        self.lead = 0;
+    }
+
+    /// An HTTP head: up to its blank line (CRLF CRLF, or bare LFs as RFC 9112 §2.2 allows).
+    fn head(&mut self, input: &[u8], units: &mut Vec<Unit>) -> usize {
+        let before = self.kept.len();
+        let take = input.len().min((MAX_HEAD + 1).saturating_sub(before));
+        self.kept.extend_from_slice(&input[..take]);
+        let k = &self.kept;
+        let mut end = None;
+        let mut j = self.scanned;
+        while j < k.len() {
+            let b = k[j];
+            if j == self.lead && (b == b'\r' || b == b'\n') {
+                // Empty lines before a request line belong to it.
+                self.lead += 1;
+            } else if b == b'\n'
+                && j > self.lead
+                && (k[j - 1] == b'\n'
+                    || (k[j - 1] == b'\r' && j >= self.lead + 2 && k[j - 2] == b'\n'))
+            {
+                end = Some(j + 1);
+                break;
+            }
+            j += 1;
+        }
+        self.scanned = j;
+        let Some(end) = end else {
+            self.len = self.kept.len();
+            if self.kept.len() > MAX_HEAD {
+                self.lose(units);
+            }
+            return take;
+        };
+        self.kept.truncate(end);
+        self.len = end;
+        let head = &self.kept[self.lead..end];
+        let kind = match self.direction {
             Direction::Received => {
                 self.state = match HeadReader::new().decode(head, &Limits::default()) {
-                    Ok(Some(req)) if req.has_token("upgrade", "websocket") => State::WebSocket,
+                    Ok(Some(req)) if req.has_token("upgrade", "websocket") => State::FrameHead,
                     Ok(Some(req)) => match BodyFraming::decide(&req) {
-                        Ok(BodyFraming::Length(n)) => State::Body(n as usize),
-                        Ok(BodyFraming::Chunked) => State::Chunked { sse: false },
-                        Ok(BodyFraming::None) => State::Head,
+                        Ok(BodyFraming::Length(0)) | Ok(BodyFraming::None) => State::Head,
+                        Ok(BodyFraming::Length(n)) => State::Body { remaining: n },
+                        Ok(BodyFraming::Chunked) => State::ChunkLine { sse: false },
                         Err(_) => State::Lost,
                     },
                     _ => State::Lost,
                 };
-                Some((UnitKind::RequestHead, end))
+                UnitKind::RequestHead
             }
             Direction::Sent => {
                 self.state = response_body_state(head);
-                Some((UnitKind::ResponseHead, end))
+                UnitKind::ResponseHead
             }
-        }
+        };
+        self.emit(kind, units);
+        end - before
     }
 
-    fn chunk(&mut self, sse: bool) -> Option<(UnitKind, usize)> {
-        let buf = &self.pending;
-        let line_end = find(buf, b"\r\n")?;
-        let size_text = std::str::from_utf8(&buf[..line_end]).ok()?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else {
-            self.state = State::Lost;
-            return Some((UnitKind::Unframed, buf.len()));
+    /// A chunk-size line: a chunk's data follows, or the last chunk's trailer section.
+    fn chunk_line(&mut self, input: &[u8], sse: bool, units: &mut Vec<Unit>) -> usize {
+        let (n, scan) = self.scan(input, b"\r\n", MAX_SIZE_LINE + 2);
+        let end = match scan {
+            Scan::More => return n,
+            Scan::TooLong => {
+                self.lose(units);
+                return n;
+            }
+            Scan::End(end) => end,
         };
-        if size == 0 {
-            // The last chunk, then trailer lines up to an empty one.
-            let end = find(&buf[line_end..], b"\r\n\r\n")? + line_end + 4;
-            self.state = State::Head;
-            return Some((UnitKind::LastChunk, end));
+        let size = std::str::from_utf8(&self.kept[..end - 2])
+            .ok()
+            .and_then(|line| line.split(';').next())
+            .and_then(|size| u64::from_str_radix(size.trim(), 16).ok());
+        match size {
+            None => self.lose(units),
+            Some(0) => {
+                // The last chunk: trailer lines up to an empty one, the size line's CRLF included.
+                self.scanned = end - 2;
+                self.state = State::Trailer;
+            }
+            Some(size) => {
+                self.payload_at = end;
+                self.state = State::ChunkData {
+                    sse,
+                    remaining: size.saturating_add(2),
+                };
+            }
         }
-        let total = line_end.checked_add(2)?.checked_add(size)?.checked_add(2)?;
-        (buf.len() >= total).then_some((UnitKind::Chunk { sse }, total))
+        n
+    }
+
+    /// A WebSocket frame header (at most 14 bytes), then its payload.
+    fn frame_head(&mut self, input: &[u8], units: &mut Vec<Unit>) -> usize {
+        const MAX_FRAME_HEAD: usize = 14;
+        let before = self.kept.len();
+        let take = input.len().min(MAX_FRAME_HEAD - before);
+        self.kept.extend_from_slice(&input[..take]);
+        self.len = self.kept.len();
+        match FrameHead::decode(&self.kept) {
+            Err(_) => {
+                self.lose(units);
+                take
+            }
+            Ok(None) => take,
+            Ok(Some((head, head_len))) => {
+                self.kept.truncate(head_len);
+                self.len = head_len;
+                self.payload_at = head_len;
+                if head.payload_len == 0 {
+                    self.emit(UnitKind::WsFrame, units);
+                } else {
+                    self.state = State::FramePayload {
+                        remaining: head.payload_len,
+                    };
+                }
+                head_len - before
+            }
+        }
     }
 }
 
@@ -187,15 +415,17 @@ fn response_body_state(head: &[u8]) -> State {
     };
     let event_stream = header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
     match status {
-        101 => State::WebSocket,
+        101 => State::FrameHead,
         100..=199 | 204 | 304 => State::Head,
-        _ if header("transfer-encoding").is_some() => State::Chunked { sse: event_stream },
+        _ if header("transfer-encoding").is_some() => State::ChunkLine { sse: event_stream },
         _ => match header("content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<usize>().ok())
         {
             Some(0) => State::Head,
-            Some(n) => State::Body(n),
+            Some(n) => State::Body {
+                remaining: n as u64,
+            },
             None if event_stream => State::UntilClose,
             None => State::Lost,
         },
@@ -210,18 +440,30 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn feed_whole(direction: Direction, input: &[u8]) -> Vec<Unit> {
+        let mut units = Vec::new();
+        Dissector::new(direction).feed(input, &mut units);
+        units
+    }
+
+    /// Whole, one byte at a time, and in two halves: the same units.
     fn units(direction: Direction, input: &[u8]) -> Vec<(UnitKind, String)> {
-        let mut whole = Vec::new();
-        Dissector::new(direction).feed(input, &mut whole);
+        let whole = feed_whole(direction, input);
         let mut bytewise = Vec::new();
         let mut d = Dissector::new(direction);
         for b in input {
             d.feed(std::slice::from_ref(b), &mut bytewise);
         }
         assert_eq!(whole, bytewise, "whole and one byte at a time differ");
+        let mut halves = Vec::new();
+        let mut d = Dissector::new(direction);
+        let (a, b) = input.split_at(input.len() / 2);
+        d.feed(a, &mut halves);
+        d.feed(b, &mut halves);
+        assert_eq!(whole, halves, "whole and two halves differ");
         whole
             .into_iter()
-            .map(|(k, b)| (k, String::from_utf8_lossy(&b).into_owned()))
+            .map(|u| (u.kind, String::from_utf8_lossy(&u.bytes).into_owned()))
             .collect()
     }
 
@@ -231,7 +473,7 @@ mod tests {
             Direction::Received,
             b"POST /pub/a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\
               POST /pub/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
-              GET /poll/a HTTP/1.1\r\nHost: t\r\n\r\n",
+              GET /poll/a HTTP/1.1\nHost: t\n\n",
         );
         let kinds: Vec<UnitKind> = got.iter().map(|(k, _)| *k).collect();
         assert_eq!(
@@ -246,6 +488,8 @@ mod tests {
             ]
         );
         assert_eq!(got[1].1, "hi");
+        assert_eq!(got[3].1, "2\r\nhi\r\n");
+        assert_eq!(got[4].1, "0\r\n\r\n");
     }
 
     #[test]
@@ -275,5 +519,58 @@ mod tests {
         assert_eq!(got[1].0, UnitKind::WsFrame);
         assert!(got[1].1.ends_with("hello"));
         assert_eq!(got[2].0, UnitKind::WsFrame);
+    }
+
+    #[test]
+    fn a_received_payload_is_kept_only_up_to_the_preview() {
+        let mut d = Dissector::new(Direction::Received).keeping(8);
+        let mut units = Vec::new();
+        d.feed(
+            b"POST /pub/a HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n",
+            &mut units,
+        );
+        for _ in 0..64 {
+            d.feed(&[b'x'; 16 * 1024], &mut units);
+            assert!(d.held() <= 8, "{} bytes held", d.held());
+        }
+        assert_eq!(units.len(), 2);
+        assert_eq!((units[1].kind, units[1].len), (UnitKind::Body, 1 << 20));
+        assert_eq!(units[1].bytes, b"xxxxxxxx");
+        // A masked frame: its 6 header bytes and the preview.
+        let mut frames = Dissector::joining(Direction::Received, None, true).keeping(4);
+        let mut units = Vec::new();
+        let mut frame = vec![0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4];
+        frame.extend_from_slice(&[7; 256]);
+        frames.feed(&frame, &mut units);
+        assert_eq!(units[0].len, frame.len());
+        assert_eq!(units[0].bytes, frame[..12]);
+    }
+
+    #[test]
+    fn framing_that_never_ends_is_given_up_at_its_limit() {
+        let cases: [(&[u8], usize); 2] = [
+            (
+                b"POST /pub/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1",
+                MAX_SIZE_LINE + 3,
+            ),
+            (b"GET /", MAX_HEAD + 1),
+        ];
+        for (start, bound) in cases {
+            let mut d = Dissector::new(Direction::Received);
+            let mut units = Vec::new();
+            d.feed(start, &mut units);
+            for _ in 0..16 {
+                d.feed(&[b'a'; 16 * 1024], &mut units);
+                assert!(d.held() <= bound, "{} bytes held", d.held());
+            }
+            assert!(units.iter().any(|u| u.kind == UnitKind::Unframed));
+            assert!(units.iter().all(|u| u.bytes.len() <= bound));
+            let seen: usize = units.iter().map(|u| u.len).sum::<usize>() + d.held();
+            assert_eq!(
+                seen,
+                start.len() + 16 * 16 * 1024,
+                "every byte counted once"
+            );
+        }
     }
 }

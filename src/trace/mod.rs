@@ -6,7 +6,9 @@
 //! Records come from [`Dissector`]s, which read a connection's byte stream the way Wireshark does:
 //! the driver hands them the bytes it read and wrote, they cut the stream into units and describe
 //! each with the protocol modules' own wire types (`RequestHead`, `FrameHead`, `sse::EventView`…).
-//! No I/O and no clock: the driver supplies the time and decides where records go.
+//! No I/O and no clock: the driver supplies the time and decides where records go. The received
+//! side sees only what a session consumed as wire units, and keeps of a payload no more than the
+//! preview, so a trace costs a few KiB per connection whatever the peer sends.
 //!
 //! ```text
 //!   socket read ──► Dissector(Received) ──┐
@@ -16,7 +18,7 @@
 mod dissector;
 mod render;
 
-pub use dissector::Dissector;
+pub use dissector::{Dissector, Unit};
 pub use render::Detail;
 
 use std::time::Duration;
@@ -98,8 +100,11 @@ pub struct Record {
     pub direction: Direction,
     /// What wire unit `bytes` holds: decides how it is dissected.
     pub kind: UnitKind,
-    /// The unit's bytes exactly as they crossed the socket.
+    /// The unit's bytes as they crossed the socket: all of them, or for a received unit with
+    /// a long payload, its framing and the payload's first bytes (the preview).
     pub bytes: Vec<u8>,
+    /// The unit's length on the wire.
+    pub len: usize,
 }
 
 /// Which records a sink wants.

@@ -31,11 +31,14 @@ fn ws_parts(bytes: &[u8]) -> Option<(FrameHead, Vec<u8>)> {
     Some((head, payload))
 }
 
-/// A chunk split into its size line and its data.
-fn chunk_parts(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+/// A chunk of `len` bytes on the wire split into its size line, the data kept in `bytes` (all of
+/// it, or a received chunk's preview) and the data's length.
+fn chunk_parts(bytes: &[u8], len: usize) -> Option<(&[u8], &[u8], usize)> {
     let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
-    let data = bytes.get(line_end + 2..bytes.len().checked_sub(2)?)?;
-    Some((&bytes[..line_end + 2], data))
+    let data_len = len.checked_sub(line_end + 4)?;
+    let kept_end = bytes.len().min(line_end + 2 + data_len);
+    let data = bytes.get(line_end + 2..kept_end)?;
+    Some((&bytes[..line_end + 2], data, data_len))
 }
 
 /// Payload bytes in a JSON body or object: the `data` strings of `messages`, or of the object.
@@ -48,6 +51,15 @@ fn json_payload(bytes: &[u8]) -> usize {
         Some(messages) => messages.iter().map(data_len).sum(),
         None => data_len(&value),
     }
+}
+
+/// Up to `limit` of the `kept` bytes of a run `len` bytes long, with `…` when cut.
+fn preview_of(kept: &[u8], len: usize, limit: usize) -> String {
+    let mut text = preview(kept, limit);
+    if len > kept.len() && kept.len() <= limit {
+        text.push('…');
+    }
+    text
 }
 
 /// Up to `limit` bytes as an escaped, quoted string, with `…` when cut.
@@ -68,20 +80,20 @@ impl Record {
                 if self.direction == Direction::Received
                     && self.transport == Transport::Publish =>
             {
-                self.bytes.len()
+                self.len
             }
             UnitKind::Body if self.direction == Direction::Received => 0,
             UnitKind::Body => json_payload(&self.bytes),
-            UnitKind::Chunk { sse: true } => {
-                chunk_parts(&self.bytes).map_or(0, |(_, data)| EventView::new(data).payload_len())
-            }
+            UnitKind::Chunk { sse: true } => chunk_parts(&self.bytes, self.len)
+                .map_or(0, |(_, data, _)| EventView::new(data).payload_len()),
             UnitKind::Chunk { sse: false } if self.transport == Transport::Publish => {
-                chunk_parts(&self.bytes).map_or(0, |(_, data)| data.len())
+                chunk_parts(&self.bytes, self.len).map_or(0, |(_, _, len)| len)
             }
             UnitKind::SseEvents => EventView::new(&self.bytes).payload_len(),
             UnitKind::WsFrame => match ws_parts(&self.bytes) {
                 Some((head, payload)) if !head.opcode.is_control() => match self.direction {
-                    Direction::Received => payload.len(),
+                    // A received frame keeps only a preview of its payload: its head says all.
+                    Direction::Received => usize::try_from(head.payload_len).unwrap_or(usize::MAX),
                     Direction::Sent if self.transport == Transport::Ws => json_payload(&payload),
                     Direction::Sent => payload.len(),
                 },
@@ -113,12 +125,14 @@ impl Record {
                     b.len()
                 )
             }
-            UnitKind::Body => format!("BODY {} bytes {}", b.len(), preview(b, limit)),
-            UnitKind::Chunk { sse } => match chunk_parts(b) {
-                Some((_, data)) if sse => {
-                    format!("CHUNK {} octets {}", data.len(), EventView::new(data))
+            UnitKind::Body => format!("BODY {} bytes {}", self.len, preview_of(b, self.len, limit)),
+            UnitKind::Chunk { sse } => match chunk_parts(b, self.len) {
+                Some((_, data, len)) if sse => {
+                    format!("CHUNK {len} octets {}", EventView::new(data))
                 }
-                Some((_, data)) => format!("CHUNK {} octets {}", data.len(), preview(data, limit)),
+                Some((_, data, len)) => {
+                    format!("CHUNK {len} octets {}", preview_of(data, len, limit))
+                }
                 None => format!("CHUNK (error: malformed) {}", preview(b, limit)),
             },
             UnitKind::LastChunk => format!("LAST CHUNK ({} bytes)", b.len()),
@@ -134,7 +148,11 @@ impl Record {
                 },
                 None => format!("FRAME (error: malformed) {}", preview(b, limit)),
             },
-            UnitKind::Unframed => format!("UNFRAMED {} bytes {}", b.len(), preview(b, limit)),
+            UnitKind::Unframed => format!(
+                "UNFRAMED {} bytes {}",
+                self.len,
+                preview_of(b, self.len, limit)
+            ),
         }
     }
 
@@ -158,7 +176,7 @@ impl Record {
         let _ = writeln!(
             tree,
             "Overhead: {} bytes, payload: {payload} bytes",
-            self.bytes.len().saturating_sub(payload)
+            self.len.saturating_sub(payload)
         );
         for line in tree.lines() {
             let _ = writeln!(out, "      {line}");
@@ -174,18 +192,18 @@ impl Record {
         match self.kind {
             UnitKind::RequestHead | UnitKind::ResponseHead => dissect_head(b, self.kind, out),
             UnitKind::Body => {
-                let _ = writeln!(out, "Body ({} octets): {}", b.len(), preview(b, limit));
+                let shown = preview_of(b, self.len, limit);
+                let _ = writeln!(out, "Body ({} octets): {shown}", self.len);
             }
-            UnitKind::Chunk { sse } => match chunk_parts(b) {
-                Some((size_line, data)) => {
+            UnitKind::Chunk { sse } => match chunk_parts(b, self.len) {
+                Some((size_line, data, len)) => {
                     let _ = writeln!(
                         out,
-                        "Chunk size: {} octets ({} bytes: {})",
-                        data.len(),
+                        "Chunk size: {len} octets ({} bytes: {})",
                         size_line.len(),
                         preview(size_line, limit)
                     );
-                    let _ = writeln!(out, "Data chunk ({} octets)", data.len());
+                    let _ = writeln!(out, "Data chunk ({len} octets)");
                     if sse {
                         let mut events = String::new();
                         crate::sse::dissect(data, &mut events);
@@ -193,7 +211,7 @@ impl Record {
                             let _ = writeln!(out, "    {line}");
                         }
                     } else {
-                        let _ = writeln!(out, "    {}", preview(data, limit));
+                        let _ = writeln!(out, "    {}", preview_of(data, len, limit));
                     }
                     let _ = writeln!(out, "Chunk boundary (2 bytes: \"\\r\\n\")");
                 }
@@ -206,7 +224,7 @@ impl Record {
             }
             UnitKind::SseEvents => crate::sse::dissect(b, out),
             UnitKind::WsFrame => {
-                let _ = writeln!(out, "WebSocket ({} bytes)", b.len());
+                let _ = writeln!(out, "WebSocket ({} bytes)", self.len);
                 let mut head_text = String::new();
                 crate::websocket::dissect_frame(b, &mut head_text);
                 for line in head_text.lines() {
@@ -221,7 +239,8 @@ impl Record {
                 }
             }
             UnitKind::Unframed => {
-                let _ = writeln!(out, "Unframed bytes ({}): {}", b.len(), preview(b, limit));
+                let shown = preview_of(b, self.len, limit);
+                let _ = writeln!(out, "Unframed bytes ({}): {shown}", self.len);
             }
         }
     }
@@ -236,8 +255,8 @@ impl Record {
             "channel": self.channel.as_deref(),
             "dir": self.direction.arrow(),
             "kind": self.kind.name(),
-            "len": self.bytes.len(),
-            "overhead": self.bytes.len().saturating_sub(payload),
+            "len": self.len,
+            "overhead": self.len.saturating_sub(payload),
             "payload": payload,
             "summary": self.summary(limit),
         })
@@ -324,6 +343,7 @@ mod tests {
             direction,
             kind,
             bytes: bytes.to_vec(),
+            len: bytes.len(),
         }
     }
 

@@ -108,7 +108,7 @@ impl Endpoint {
         if input.is_empty() && !self.session.wants_transmit() {
             return received;
         }
-        if out.len() >= self.settings.max_pending_output {
+        if out.memory() >= self.settings.max_pending_output {
             // Backpressure: the input waits, the socket buffer fills, TCP pushes back.
             return received;
         }

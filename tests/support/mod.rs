@@ -25,18 +25,51 @@ pub struct TestServer {
 impl TestServer {
     /// Spawns `pushwire --addr 127.0.0.1:0 <flags>` and waits for its listening line.
     pub fn start(flags: &[&str]) -> TestServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushwire"));
-        cmd.args(["--addr", "127.0.0.1:0"])
+        TestServer::start_at("127.0.0.1:0", flags)
+    }
+
+    /// Spawns `pushwire --addr <addr> <flags>` and waits for its listening line.
+    pub fn start_at(addr: &str, flags: &[&str]) -> TestServer {
+        TestServer::spawn(addr, flags, false, None)
+    }
+
+    /// Like [`TestServer::start`], run by `sh` after `ulimit` with `limit` (`-Sn 64`: the soft
+    /// open-file limit; `-n 128`: soft and hard).
+    pub fn start_with_ulimit(limit: &str, flags: &[&str]) -> TestServer {
+        TestServer::spawn("127.0.0.1:0", flags, false, Some(limit))
+    }
+
+    /// Like [`TestServer::start`], with the server's stderr a pipe whose reading end is closed at
+    /// once: every write to stderr fails with `EPIPE`.
+    pub fn start_with_closed_stderr(flags: &[&str]) -> TestServer {
+        TestServer::spawn("127.0.0.1:0", flags, true, None)
+    }
+
+    fn spawn(addr: &str, flags: &[&str], closed_stderr: bool, ulimit: Option<&str>) -> TestServer {
+        let bin = env!("CARGO_BIN_EXE_pushwire");
+        let mut cmd = match ulimit {
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                // `exec` keeps the pid: the child handle is the server itself.
+                sh.args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), bin]);
+                sh
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["--addr", addr])
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         // Server logs stay out of the test output unless asked for.
-        if std::env::var_os("PUSHWIRE_TEST_LOG").is_some() {
+        if closed_stderr {
+            cmd.stderr(Stdio::piped());
+        } else if std::env::var_os("PUSHWIRE_TEST_LOG").is_some() {
             cmd.stderr(Stdio::inherit());
         } else {
             cmd.stderr(Stdio::null()).env("RUST_LOG", "error");
         }
         let mut child = cmd.spawn().expect("spawn pushwire");
+        drop(child.stderr.take());
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -66,6 +99,27 @@ impl TestServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's resident memory now, in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS line");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in kB");
+        kib * 1024
     }
 
     /// CPU time this server process has used so far, user and system, from `/proc/<pid>/stat`
@@ -326,6 +380,27 @@ impl Client {
     /// Reads one response: status line, headers, and a body framed by Content-Length, chunked,
     /// nothing (1xx/204/304), or the end of the connection.
     pub fn read_response(&mut self) -> Response {
+        let mut response = self.read_response_head();
+        let status = response.status;
+        if status < 200 || status == 204 || status == 304 {
+            return response;
+        }
+        if let Some(len) = response.header("content-length") {
+            let len: usize = len.parse().expect("numeric Content-Length");
+            response.body = self.read_exact_bytes(len);
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            response.body = self.read_chunked_body();
+        } else {
+            response.body = self.read_to_eof();
+        }
+        response
+    }
+
+    /// Reads a response's status line and header fields only (a stream's body stays unread).
+    pub fn read_response_head(&mut self) -> Response {
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i + 4;
@@ -356,28 +431,13 @@ impl Client {
                 (n.to_owned(), v.trim().to_owned())
             })
             .collect();
-        let mut response = Response {
+        Response {
             version,
             status,
             reason,
             headers,
             body: Vec::new(),
-        };
-        if status < 200 || status == 204 || status == 304 {
-            return response;
         }
-        if let Some(len) = response.header("content-length") {
-            let len: usize = len.parse().expect("numeric Content-Length");
-            response.body = self.read_exact_bytes(len);
-        } else if response
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            response.body = self.read_chunked_body();
-        } else {
-            response.body = self.read_to_eof();
-        }
-        response
     }
 
     fn read_line(&mut self) -> String {
