@@ -204,7 +204,7 @@ fn bench(c: &mut Criterion) {
                     || subscribers(n, transport),
                     |subs| {
                         let now = Instant::now();
-                        let published = hub.publish("c", DATA.into(), now);
+                        let published = hub.publish("c", DATA.into(), now).expect("room");
                         let message = &published.message;
                         // Every poller waited after the previous id: one body for all.
                         let body = (transport == "long_poll_wake")

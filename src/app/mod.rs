@@ -295,7 +295,14 @@ impl App {
                     self.refuse(conn, RouteError::BodyNotUtf8.into(), false);
                     return None;
                 };
-                let published = self.hub.publish(&channel, text.into_boxed_str(), self.now);
+                let published = match self.hub.publish(&channel, text.into_boxed_str(), self.now) {
+                    Ok(published) => published,
+                    Err(refused) => {
+                        log::info!("c{}: publish to {channel} refused: {refused}", conn.id);
+                        self.refuse(conn, RouteError::HubRefused(refused).into(), false);
+                        return None;
+                    }
+                };
                 let answer = format!(
                     "{{\"channel\":{},\"id\":{}}}",
                     serde_json::Value::from(&*channel),
@@ -438,6 +445,12 @@ impl App {
     pub(crate) fn tick(&mut self, tick: u64, sent_ms: u128) -> Option<Published<Encodings>> {
         let channel = self.config.demo_channel.clone()?;
         let text = format!("{{\"text\":\"tick {tick}\",\"sent\":{sent_ms}}}");
-        Some(self.hub.publish(&channel, text.into_boxed_str(), self.now))
+        match self.hub.publish(&channel, text.into_boxed_str(), self.now) {
+            Ok(published) => Some(published),
+            Err(refused) => {
+                log::warn!("demo tick refused: {refused}");
+                None
+            }
+        }
     }
 }

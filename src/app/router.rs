@@ -95,6 +95,9 @@ pub(crate) enum RouteError {
     OriginNotAllowed,
     /// The request did not arrive within its timeout → 408.
     RequestTimeout,
+    /// The hub cannot take this publish now (its channel or memory limits) → 503 with
+    /// `Retry-After`; nothing was published.
+    HubRefused(hub::Refused),
 }
 
 impl RouteError {
@@ -111,6 +114,7 @@ impl RouteError {
             | RouteError::UpgradeWithBody => 400,
             RouteError::OriginNotAllowed => 403,
             RouteError::RequestTimeout => 408,
+            RouteError::HubRefused(_) => 503,
         })
     }
 
@@ -119,6 +123,8 @@ impl RouteError {
         match self {
             RouteError::MethodNotAllowed { allow: "POST", .. } => &[("Allow", "POST")],
             RouteError::MethodNotAllowed { .. } => &[("Allow", "GET")],
+            // Room comes back as channels publish again and held messages expire.
+            RouteError::HubRefused(_) => &[("Retry-After", "1")],
             _ => &[],
         }
     }
@@ -146,6 +152,7 @@ impl fmt::Display for RouteError {
             RouteError::UpgradeWithBody => f.write_str("an upgrade request has no body"),
             RouteError::OriginNotAllowed => f.write_str("origin not allowed"),
             RouteError::RequestTimeout => f.write_str("request not received in time"),
+            RouteError::HubRefused(refused) => write!(f, "{refused}"),
         }
     }
 }
