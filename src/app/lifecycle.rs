@@ -1,5 +1,7 @@
 //! What happens to a client between its requests: a published message reaches it, one of its
 //! session's deadlines passes, the server shuts down.
+use std::time::Instant;
+
 use super::{App, Client, Delivery, Feed, RouteError, Session};
 use crate::delivery::{self, Message};
 use crate::http1::{self, Expiry};
@@ -58,6 +60,16 @@ impl App {
             _ => return Delivery::Skipped,
         }
         Delivery::Queued
+    }
+
+    /// When the hub's oldest held message expires (`--message-ttl`): the driver wakes then.
+    pub(crate) fn history_deadline(&self) -> Option<Instant> {
+        self.hub.next_expiry()
+    }
+
+    /// Drops the held messages whose time is up at `now`, and the channels left empty.
+    pub(crate) fn expire_history(&mut self) {
+        self.hub.expire(self.now);
     }
 
     /// Counts a subscriber cut off with `pending` bytes it had not read.

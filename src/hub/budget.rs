@@ -58,7 +58,7 @@ pub(crate) fn channel_cost<C>(name_len: usize) -> usize {
         + allocation(ARC_HEADER + name_len)
         // The history's first allocation (4 slots) and the expiry queue's entry.
         + allocation(4 * size_of::<Arc<Message<C>>>())
-        + 2 * size_of::<(Instant, Arc<str>)>()
+        + size_of::<(Instant, Arc<str>)>() * 3 / 2
 }
 
 #[cfg(test)]

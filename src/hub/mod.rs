@@ -21,10 +21,11 @@ mod message;
 pub use channel::{Backlog, Gap};
 pub use message::Message;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use budget::{LineEntry, channel_cost, message_cost};
 use channel::{Channel, unknown_since};
@@ -62,6 +63,14 @@ pub struct HistoryLimits {
     /// whole hub go first; each channel keeps its newest, and a publish that would need more than
     /// what can go is refused ([`Refused::HistoryFull`]).
     pub max_total_bytes: usize,
+    /// Most channels: a publish that would create one more is refused
+    /// ([`Refused::TooManyChannels`]). Subscribing is not refused (each subscriber is a
+    /// connection, bounded on its own), but counts.
+    pub max_channels: usize,
+    /// How long a message is held: past it, it leaves the history, the newest too, and a channel
+    /// with nothing held and no subscriber is forgotten (ids begin again at 1: a client that
+    /// asks with an old id gets a reset).
+    pub message_ttl: Duration,
 }
 
 impl Default for HistoryLimits {
@@ -70,6 +79,9 @@ impl Default for HistoryLimits {
             max_messages: 1024,
             max_bytes: 8 * 1024 * 1024,
             max_total_bytes: 256 * 1024 * 1024,
+            max_channels: 100_000,
+            // Nchan's default message timeout.
+            message_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -77,6 +89,8 @@ impl Default for HistoryLimits {
 /// Why the hub refused a publish. Nothing changed; the publisher may retry later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
+    /// The publish would create a channel past `max_channels`.
+    TooManyChannels { max: usize },
     /// Every byte of `max_total_bytes` is taken by what the hub never evicts (its channels and
     /// each channel's newest message), and this message needs `need` bytes more.
     HistoryFull { need: usize, max: usize },
@@ -85,6 +99,11 @@ pub enum Refused {
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Refused::TooManyChannels { max } => write!(
+                f,
+                "too many channels: the hub holds its maximum of {max} (--max-channels); \
+                 publishing to an existing channel works, a new one may once others expire"
+            ),
             Refused::HistoryFull { need, max } => write!(
                 f,
                 "history full: the newest message of every channel already takes the hub's \
@@ -136,6 +155,10 @@ pub struct Hub<C = ()> {
     released: VecDeque<LineEntry>,
     /// Messages held by every channel's history.
     held_messages: usize,
+    /// When each channel's oldest held message was published (at most one entry per channel
+    /// holding messages, by name; an entry may be early when that message already went, and is
+    /// then moved to the channel's current oldest).
+    expiry: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
 }
 
 impl<C: Default> Hub<C> {
@@ -149,6 +172,7 @@ impl<C: Default> Hub<C> {
             publish_order: VecDeque::new(),
             released: VecDeque::new(),
             held_messages: 0,
+            expiry: BinaryHeap::new(),
         }
     }
 
@@ -171,8 +195,14 @@ impl<C: Default> Hub<C> {
         data: Box<str>,
         now: Instant,
     ) -> Result<Published<C>, Refused> {
+        self.expire(now);
         let cost = message_cost::<C>(data.len());
         let (new_channel, released) = match self.channels.get(channel) {
+            None if self.channels.len() >= self.limits.max_channels => {
+                return Err(Refused::TooManyChannels {
+                    max: self.limits.max_channels,
+                });
+            }
             None => (channel_cost::<C>(channel.len()), 0),
             // The channel's newest stops being its newest: it can go once this one is in.
             Some(c) => (0, c.newest().map_or(0, |m| message_cost::<C>(m.data.len()))),
@@ -188,14 +218,18 @@ impl<C: Default> Hub<C> {
         let limits = self.limits;
         let c = self.channel_mut(channel);
         let previous = c.newest().map(|m| m.id);
+        let was_empty = previous.is_none();
         let payload_before = c.history_bytes();
         let (published, dropped) = c.publish(data, now, &limits);
         let payload_after = c.history_bytes();
         let name = c.name.clone();
-        if let Some(id) = previous {
-            if std::mem::take(&mut c.passed_over) {
-                self.released.push_back((name.clone(), id));
-            }
+        let passed_over = std::mem::take(&mut c.passed_over);
+        if was_empty {
+            // Its first message since it was empty: it joins the expiry queue.
+            self.expiry.push(Reverse((now, name.clone())));
+        }
+        if let Some(id) = previous.filter(|_| passed_over) {
+            self.released.push_back((name.clone(), id));
         }
         self.payload_bytes = self.payload_bytes + payload_after - payload_before;
         self.evictable_bytes = self.evictable_bytes + released - dropped.cost;
@@ -215,8 +249,12 @@ impl<C: Default> Hub<C> {
                 break;
             }
         }
-        // Entries of messages the channels dropped on their own are swept out once they
-        // outnumber the held ones, so the line stays proportional to what is held.
+        self.sweep_line();
+    }
+
+    /// Entries of messages the channels dropped on their own (or that expired) are swept out
+    /// once they outnumber the held ones, so the line stays proportional to what is held.
+    fn sweep_line(&mut self) {
         if self.publish_order.len() + self.released.len() > 2 * self.held_messages + 1024 {
             let channels = &self.channels;
             let live = |(name, id): &LineEntry| {
@@ -272,6 +310,59 @@ impl<C: Default> Hub<C> {
         }
     }
 
+    /// When the oldest held message expires (`message_ttl` after it was published), if anything
+    /// is held: the time to call [`Hub::expire`].
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let Reverse((published, _)) = self.expiry.peek()?;
+        published.checked_add(self.limits.message_ttl)
+    }
+
+    /// Drops every message held for `message_ttl` or longer at `now`, each channel's newest
+    /// too, and forgets the channels left with nothing held and no subscriber. Amortised O(log
+    /// channels) per message: each queue entry either expires messages or moves to a later one.
+    pub fn expire(&mut self, now: Instant) {
+        let ttl = self.limits.message_ttl;
+        while let Some(Reverse((published, _))) = self.expiry.peek() {
+            if published.checked_add(ttl).is_none_or(|due| due > now) {
+                break;
+            }
+            let Some(Reverse((_, name))) = self.expiry.pop() else {
+                break;
+            };
+            let Some(c) = self
+                .channels
+                .get_mut(&*name)
+                .filter(|c| Arc::ptr_eq(&c.name, &name))
+            else {
+                continue;
+            };
+            while let Some(oldest) = c.oldest() {
+                if oldest
+                    .published_at
+                    .checked_add(ttl)
+                    .is_some_and(|due| due > now)
+                {
+                    break;
+                }
+                let payload = oldest.data.len();
+                let newest = c.held() == 1;
+                let cost = c.evict_oldest();
+                self.payload_bytes -= payload;
+                self.total_bytes -= cost;
+                if !newest {
+                    self.evictable_bytes -= cost;
+                }
+                self.held_messages -= 1;
+            }
+            match c.oldest() {
+                Some(oldest) => self.expiry.push(Reverse((oldest.published_at, name))),
+                None if c.subscriber_count() == 0 => self.forget(&name),
+                None => {}
+            }
+        }
+        self.sweep_line();
+    }
+
     /// The id of the newest message of `channel` (0 when nothing was ever published).
     pub fn last_id(&self, channel: &str) -> u64 {
         self.channels.get(channel).map_or(0, |c| c.last_id())
@@ -290,12 +381,12 @@ impl<C: Default> Hub<C> {
     }
 
     /// Removes `who` from `channel`; a no-op when it was not subscribed. A channel left with no
-    /// subscriber and no held message is forgotten, so subscribing to made-up names leaves
-    /// nothing behind.
+    /// subscriber and no held message (nothing published, or all of it expired) is forgotten, so
+    /// subscribing to made-up names leaves nothing behind.
     pub fn unsubscribe(&mut self, channel: &str, who: SubscriberId) {
         if let Some(c) = self.channels.get_mut(channel) {
             c.unsubscribe(who);
-            if c.subscriber_count() == 0 && c.held() == 0 && c.last_id() == 0 {
+            if c.subscriber_count() == 0 && c.held() == 0 {
                 self.forget(channel);
             }
         }
@@ -358,6 +449,7 @@ mod tests {
             max_messages,
             max_bytes,
             max_total_bytes: usize::MAX,
+            ..HistoryLimits::default()
         })
     }
 
@@ -529,6 +621,7 @@ mod tests {
             max_messages: 100,
             max_bytes: 1000,
             max_total_bytes: 2 * ch() + 3 * m(4) - 1,
+            ..HistoryLimits::default()
         });
         h.publish("a", "aaaa".into(), Instant::now()).unwrap(); // a1
         h.publish("b", "bbbb".into(), Instant::now()).unwrap(); // b1
@@ -576,6 +669,7 @@ mod tests {
             max_messages: 100,
             max_bytes: 1000,
             max_total_bytes: 2 * ch() + 2 * m(4),
+            ..HistoryLimits::default()
         });
         h.publish("a", "aaaa".into(), Instant::now()).unwrap();
         h.publish("a", "aaaa".into(), Instant::now()).unwrap();
@@ -607,6 +701,7 @@ mod tests {
                 match h.publish(&format!("c{i}"), "".into(), Instant::now()) {
                     Ok(_) => {}
                     Err(Refused::HistoryFull { .. }) => refused += 1,
+                    Err(e) => panic!("{e}"),
                 }
                 assert!(h.total_bytes <= budget);
             }
@@ -682,6 +777,128 @@ mod tests {
             h.publish("a", "x".into(), Instant::now()).unwrap();
         }
         assert_eq!(h.publish_order.len(), 10, "swept to the held messages");
+    }
+
+    fn limits(max_channels: usize, ttl_secs: u64) -> HistoryLimits {
+        HistoryLimits {
+            max_channels,
+            message_ttl: Duration::from_secs(ttl_secs),
+            ..HistoryLimits::default()
+        }
+    }
+
+    #[test]
+    fn a_publish_that_would_create_one_channel_too_many_is_refused() {
+        // Issue 11, item 2: channels were unbounded. Now the one past the maximum is refused and
+        // publishing to the others goes on.
+        let now = Instant::now();
+        let mut h: Hub = Hub::new(limits(3, 3600));
+        for name in ["a", "b", "c"] {
+            h.publish(name, "x".into(), now).unwrap();
+        }
+        let before = h.usage();
+        assert_eq!(
+            h.publish("d", "x".into(), now).unwrap_err(),
+            Refused::TooManyChannels { max: 3 }
+        );
+        assert_eq!(h.usage(), before, "a refusal changes nothing");
+        assert_eq!(h.publish("a", "y".into(), now).unwrap().message.id, 2);
+        // Subscribing is bounded by connections, not refused: the channel exists while watched.
+        h.subscribe("e", 1, Subscription::Stream);
+        assert_eq!(h.channel_count(), 4);
+        h.unsubscribe("e", 1);
+        assert_eq!(h.channel_count(), 3);
+    }
+
+    #[test]
+    fn held_messages_expire_after_the_ttl_and_empty_channels_are_forgotten() {
+        let t0 = Instant::now();
+        let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        let mut h: Hub = Hub::new(limits(100, 10));
+        assert_eq!(h.next_expiry(), None);
+        h.publish("a", "one".into(), at(0.0)).unwrap();
+        h.publish("a", "two".into(), at(5.0)).unwrap();
+        h.publish("b", "x".into(), at(7.0)).unwrap();
+        assert_eq!(h.next_expiry(), Some(at(10.0)));
+        h.expire(at(9.9));
+        assert_eq!(ids(&h.since("a", 0)), [1, 2]);
+        h.expire(at(10.0));
+        assert_eq!(ids(&h.since("a", 0)), [2]);
+        assert_eq!(h.since("a", 0).gap, Some(Gap { from: 1, to: 1 }));
+        assert_eq!(h.next_expiry(), Some(at(15.0)));
+        // The newest expires too; nobody listens to `a`, so it is forgotten: a client that asks
+        // with an id it had is told of a reset.
+        h.expire(at(16.0));
+        assert_eq!(h.channel_count(), 1);
+        assert_eq!(h.last_id("a"), 0);
+        let b = h.since("a", 2);
+        assert!(b.reset && b.messages.is_empty());
+        assert_eq!(h.usage().charged_bytes, ch() + m(1));
+        assert_eq!(h.next_expiry(), Some(at(17.0)));
+        // A watched channel keeps its last id when everything it held expired, and is forgotten
+        // when its last subscriber leaves.
+        h.subscribe("b", 9, Subscription::Stream);
+        h.expire(at(17.0));
+        assert_eq!(
+            (h.channel_count(), h.last_id("b"), h.held("b")),
+            (1, 1, (0, 0))
+        );
+        assert_eq!(h.since("b", 0).gap, Some(Gap { from: 1, to: 1 }));
+        assert_eq!(h.publish("b", "y".into(), at(18.0)).unwrap().message.id, 2);
+        h.expire(at(28.0));
+        h.unsubscribe("b", 9);
+        assert_eq!(h.channel_count(), 0);
+        assert_eq!(
+            h.usage(),
+            Usage::default(),
+            "every byte charged is given back"
+        );
+        assert_eq!(h.next_expiry(), None);
+    }
+
+    #[test]
+    fn publishing_expires_what_is_due_and_frees_room_for_channels() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut h: Hub = Hub::new(limits(1000, 60));
+        for i in 0..1000 {
+            h.publish(&format!("c{i}"), "x".into(), at(i / 100))
+                .unwrap();
+        }
+        assert!(h.publish("late", "x".into(), at(59)).is_err());
+        // At 60 s the first hundred channels expire, on the publish itself.
+        h.publish("late", "x".into(), at(60)).unwrap();
+        assert_eq!(h.channel_count(), 901);
+        h.expire(at(70));
+        assert_eq!(h.channel_count(), 1);
+        assert_eq!(h.usage().charged_bytes, channel_cost::<()>(4) + m(1));
+        assert!(
+            h.publish_order.len() <= 1024 + 2,
+            "stale entries are swept: {}",
+            h.publish_order.len()
+        );
+    }
+
+    #[test]
+    fn an_expiry_entry_moves_to_the_channel_s_current_oldest() {
+        // Messages that left by the channel's own limits do not keep their expiry entry: it is
+        // moved on, and the channel's later messages expire on time.
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut h: Hub = Hub::new(HistoryLimits {
+            max_messages: 1,
+            ..limits(10, 10)
+        });
+        for s in 0..10 {
+            h.publish("a", "x".into(), at(s)).unwrap();
+        }
+        assert_eq!(h.expiry.len(), 1);
+        assert_eq!(h.next_expiry(), Some(at(10)), "an early entry");
+        h.expire(at(10));
+        assert_eq!(ids(&h.since("a", 0)), [10]);
+        assert_eq!(h.next_expiry(), Some(at(19)));
+        h.expire(at(19));
+        assert_eq!(h.channel_count(), 0);
     }
 
     #[test]

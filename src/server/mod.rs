@@ -166,6 +166,7 @@ impl Server {
                 self.accept_paused_until,
                 self.shutdown_deadline,
                 self.next_tick,
+                self.app.history_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -183,6 +184,7 @@ impl Server {
             }
             self.app.now = Instant::now();
             self.app.date.refresh(std::time::SystemTime::now());
+            self.app.expire_history();
             self.dirty.append(&mut self.deferred);
             for event in events.iter() {
                 match event.token() {
