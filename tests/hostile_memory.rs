@@ -267,8 +267,9 @@ fn encodings_run(budget: usize, channels: usize) -> (usize, usize) {
 }
 
 /// Item 5: every transport's encoding of a replayed message was kept beside it, outside the
-/// budget: 512 × 64 KiB of newlines under a 32 MiB budget, read four ways, grew RSS by 610 MiB.
-/// Here at 4 and 8 MiB the peak stays under twice the budget plus 32 MiB, and follows it.
+/// budget: 512 × 64 KiB of newlines under a 32 MiB budget, read four ways, grew RSS by 610 MiB
+/// (19 × the budget; the contract: under 2 × the budget + 32 MiB, 3 × at that size). Here at 4
+/// and 8 MiB the peak stays under 3 × the budget and follows it.
 #[test]
 fn replayed_encodings_stay_within_the_history_budget() {
     let (peak_small, after_small) = encodings_run(4 * MIB, 64);
@@ -277,7 +278,11 @@ fn replayed_encodings_stay_within_the_history_budget() {
         "peak RSS growth {peak_small} at 4 MiB ({after_small} after), {peak_large} at 8 MiB \
          ({after_large} after)"
     );
-    assert!(peak_small < 2 * 4 * MIB + 32 * MIB, "{peak_small}");
-    assert!(peak_large < 2 * 8 * MIB + 32 * MIB, "{peak_large}");
-    assert!(after_large < 2 * 8 * MIB + 8 * MIB, "{after_large}");
+    assert!(peak_small < 3 * 4 * MIB, "{peak_small}");
+    assert!(peak_large < 3 * 8 * MIB, "{peak_large}");
+    let slope = (peak_large as f64 - peak_small as f64) / (4 * MIB) as f64;
+    assert!(
+        slope < 1.5,
+        "peak grows {slope:.2} bytes per byte of budget"
+    );
 }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::{App, Client, Delivery, Feed, RouteError, Session};
-use crate::delivery::{self, Message};
+use crate::delivery::{self, Encodings, Message};
 use crate::http1::{self, Expiry};
 use crate::hub::SubscriberId;
 use crate::ledger::Counter;
@@ -12,17 +12,19 @@ use crate::websocket::CloseCode;
 
 impl App {
     /// Delivers a published message to one subscriber: queued on a stream, or answering a
-    /// parked long-poll (whose body is shared by every poll parked after the same id).
+    /// parked long-poll (whose body is shared by every poll parked after the same id). The
+    /// streams share the fan-out's `encodings`.
     pub(crate) fn deliver(
         &mut self,
         conn: &mut Client,
         message: &Message,
+        encodings: &Encodings,
         bodies: &mut Vec<(u64, polling::Body)>,
     ) -> Delivery {
         let max_pending = self.config.max_pending_output;
         match &mut conn.session {
             Session::Sse(stream, Feed::Channel(_)) => {
-                let unit = delivery::sse_event(message, stream.is_chunked());
+                let unit = encodings.sse_event(message, stream.is_chunked());
                 stream.deliver(&unit, message.published_at, &mut conn.output);
                 self.ledger.count(conn.transport, Counter::Messages, 1);
                 let pending = conn.output.len();
@@ -32,7 +34,7 @@ impl App {
                 }
             }
             Session::WebSocket(ws, Some(_)) => {
-                let unit = delivery::ws_frame(message);
+                let unit = encodings.ws_frame(message);
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
                 }
