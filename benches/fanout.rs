@@ -1,9 +1,9 @@
 //! Fan-out: one published message delivered to 1, 1 000 and 10 000 subscribers' output queues,
 //! per transport, along the server's own paths (`App::deliver`, through the same session cores):
 //!
-//! - SSE and WebSocket: the message is encoded once (`delivery::sse_event`, `delivery::ws_frame`
-//!   cache it on the message) and each subscriber's queue gets a `Segment::Shared` pointing at the
-//!   same bytes: a lookup, a reference count increment and a queue push per subscriber.
+//! - SSE and WebSocket: the message is encoded once (`delivery::Encodings`, one per fan-out as
+//!   in the server's `fan_out`) and each subscriber's queue gets a `Segment::Shared` pointing at
+//!   the same bytes: a lookup, a reference count increment and a queue push per subscriber.
 //! - Long polling: the woken pollers that waited after the same id share one body built from the
 //!   hub (`Hub::since`, `delivery::poll_body`), but each answer is its own response, given by the
 //!   poller's own `http1::Connection::respond`: per poller the body's parts are cloned, a response
@@ -119,13 +119,19 @@ fn subscribers(n: usize, transport: &str) -> Vec<Subscriber> {
 /// Delivers `message` to one subscriber along the server's path: the shared encoding queued on a
 /// stream, or the woken long-poll answered with a response of its own (head encoded for it, the
 /// shared body's envelope copied, the message's JSON referenced).
-fn deliver(sub: &mut Subscriber, message: &Message, body: Option<&polling::Body>, now: Instant) {
+fn deliver(
+    sub: &mut Subscriber,
+    message: &Message,
+    encodings: &Encodings,
+    body: Option<&polling::Body>,
+    now: Instant,
+) {
     match sub {
         Subscriber::Sse(stream, q) => {
-            stream.deliver(&delivery::sse_event(message, true), message.published_at, q)
+            stream.deliver(&encodings.sse_event(message, true), message.published_at, q)
         }
         Subscriber::Ws(ws, q) => {
-            ws.deliver(&delivery::ws_frame(message), message.published_at, q);
+            ws.deliver(&encodings.ws_frame(message), message.published_at, q);
         }
         Subscriber::LongPoll(core, q) => {
             let Some(body) = body else { return };
@@ -201,18 +207,19 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput
             };
             group.bench_function(BenchmarkId::new(transport, n), |b| {
-                let mut hub: Hub<Encodings> = Hub::new(HistoryLimits::default());
+                let mut hub: Hub = Hub::new(HistoryLimits::default());
                 b.iter_batched_ref(
                     || subscribers(n, transport),
                     |subs| {
                         let now = Instant::now();
-                        let published = hub.publish("c", DATA.into(), now);
+                        let published = hub.publish("c", DATA.into(), now).expect("room");
                         let message = &published.message;
+                        let encodings = Encodings::default();
                         // Every poller waited after the previous id: one body for all.
                         let body = (transport == "long_poll_wake")
                             .then(|| delivery::poll_body(&hub.since("c", message.id - 1)));
                         for sub in subs.iter_mut() {
-                            deliver(sub, message, body.as_ref(), now);
+                            deliver(sub, message, &encodings, body.as_ref(), now);
                         }
                         black_box(&subs);
                     },

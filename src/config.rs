@@ -18,7 +18,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Largest message, in bytes: a publish body past it is answered 413.
     pub max_message_size: usize,
-    /// How many messages, and how many payload bytes, each channel keeps for resuming.
+    /// How many messages, and how many payload bytes, each channel keeps for resuming; the
+    /// memory all channels may take together, how many there may be and how long a message is
+    /// held.
     pub history: HistoryLimits,
     /// Request line and head size limits (414, 431).
     pub http: http1::Limits,

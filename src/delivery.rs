@@ -1,8 +1,14 @@
 //! How a published message is put on the wire by each transport, encoded once per message and
 //! shared by every subscriber: the JSON object (polls, and inside WebSocket frames), the SSE event
 //! in its HTTP chunk (or bare, for HTTP/1.0 streams), the WebSocket text frame. Each encoding
-//! carries its [`Layout`](crate::ledger::Layout) so the ledger can tell payload from overhead. The encodings are kept in
-//! the message's [`Encodings`](crate::delivery::Encodings) slot, typed, and made by the first subscriber that needs them.
+//! carries its [`Layout`](crate::ledger::Layout) so the ledger can tell payload from overhead.
+//!
+//! A live message is encoded once per transport for its fan-out ([`Encodings`], made by the
+//! first subscriber that needs each), and every subscriber's queue shares those bytes. Nothing
+//! is kept beside the history: a replay (a poll, a resume from an id) encodes what it sends, and
+//! its bytes live in that client's output queue until written. Kept encodings would be memory
+//! outside the hub's budget, and not a little of it: a payload of newlines is 2× as JSON and 7×
+//! as SSE `data:` lines, so the four transports' encodings of one message can be 19× its payload.
 //!
 //! This is also where the gap and reset notices are written for every transport, each in one
 //! place. The protocol modules meet here: [`crate::sse`] writes the event, [`crate::http1`] the
@@ -17,7 +23,8 @@ use crate::polling::{self, encode_message_json, gap_json};
 use crate::sse;
 use crate::websocket::{self, Opcode};
 
-/// Each transport's encoding of one message, made at most once and shared.
+/// Each transport's encoding of one message, made at most once per fan-out and shared by every
+/// subscriber the fan-out reaches; dropped with it (never kept beside the history).
 #[derive(Debug, Default)]
 pub struct Encodings {
     /// The JSON object `{"id":N,"data":"…"}` (poll and long-poll bodies, WebSocket payloads).
@@ -30,32 +37,49 @@ pub struct Encodings {
     ws_frame: OnceLock<Arc<SharedUnit>>,
 }
 
-/// A message as the server's hub holds it: with its encodings beside it.
-pub type Message = hub::Message<Encodings>;
+/// A message as the server's hub holds it.
+pub type Message = hub::Message;
 
-/// The message's JSON object, encoded once and shared by every answer that carries it.
-pub fn message_json(message: &Message) -> Arc<SharedUnit> {
-    message
-        .cache
-        .json
-        .get_or_init(|| Arc::new(encode_message_json(message)))
-        .clone()
+impl Encodings {
+    /// The message's JSON object, made once for this fan-out.
+    pub fn json(&self, message: &Message) -> Arc<SharedUnit> {
+        self.json.get_or_init(|| message_json(message)).clone()
+    }
+
+    /// The message's SSE event (chunk-framed for HTTP/1.1, bare for HTTP/1.0), made once for
+    /// this fan-out.
+    pub fn sse_event(&self, message: &Message, chunked: bool) -> Arc<SharedUnit> {
+        let slot = if chunked {
+            &self.sse_chunk
+        } else {
+            &self.sse_event
+        };
+        slot.get_or_init(|| sse_event(message, chunked)).clone()
+    }
+
+    /// The message's WebSocket text frame, made once for this fan-out (with its JSON object).
+    pub fn ws_frame(&self, message: &Message) -> Arc<SharedUnit> {
+        self.ws_frame
+            .get_or_init(|| Arc::new(encode_ws_frame(message, &self.json(message))))
+            .clone()
+    }
 }
 
-/// The body answering a poll or a woken long-poll, sharing each message's JSON object.
-pub fn poll_body(backlog: &Backlog<Encodings>) -> polling::Body {
+/// The message's JSON object, encoded for one answer.
+pub fn message_json(message: &Message) -> Arc<SharedUnit> {
+    Arc::new(encode_message_json(message))
+}
+
+/// The body answering a poll or a woken long-poll (shared by every long-poll parked after the
+/// same id), each message's JSON object encoded for it.
+pub fn poll_body(backlog: &Backlog) -> polling::Body {
     polling::encode_body(backlog, message_json)
 }
 
-/// The event a message becomes on an SSE stream: chunk-framed for HTTP/1.1, bare for HTTP/1.0.
+/// The event a message becomes on an SSE stream (chunk-framed for HTTP/1.1, bare for HTTP/1.0),
+/// encoded for one stream's replay.
 pub fn sse_event(message: &Message, chunked: bool) -> Arc<SharedUnit> {
-    let slot = if chunked {
-        &message.cache.sse_chunk
-    } else {
-        &message.cache.sse_event
-    };
-    slot.get_or_init(|| Arc::new(encode_sse_event(message, chunked)))
-        .clone()
+    Arc::new(encode_sse_event(message, chunked))
 }
 
 /// `id:` and `data:` lines and the blank line, and for HTTP/1.1 the chunk around them; the data
@@ -75,31 +99,28 @@ fn encode_sse_event(message: &Message, chunked: bool) -> SharedUnit {
     SharedUnit::new(framed, layout)
 }
 
-/// The text frame carrying a message's JSON object: the frame head, then the object with its
-/// own layout.
+/// The text frame carrying a message's JSON object, encoded for one WebSocket's replay.
 pub fn ws_frame(message: &Message) -> Arc<SharedUnit> {
-    message
-        .cache
-        .ws_frame
-        .get_or_init(|| {
-            let json = message_json(message);
-            let mut out = Vec::with_capacity(websocket::frame_len(json.bytes.len()));
-            websocket::encode_frame(Opcode::Text, &json.bytes, &mut out);
-            let head = out.len() - json.bytes.len();
-            let mut layout = Layout::uniform(Category::WsFrameHeader, head);
-            if !layout.try_extend(&json.layout) {
-                layout = Layout::from_runs(&[
-                    (Category::WsFrameHeader, head),
-                    (
-                        Category::JsonEnvelope,
-                        json.bytes.len() - message.data.len(),
-                    ),
-                    (Category::Payload, message.data.len()),
-                ]);
-            }
-            Arc::new(SharedUnit::new(out, layout))
-        })
-        .clone()
+    Arc::new(encode_ws_frame(message, &message_json(message)))
+}
+
+/// The frame head, then the JSON object with its own layout.
+fn encode_ws_frame(message: &Message, json: &SharedUnit) -> SharedUnit {
+    let mut out = Vec::with_capacity(websocket::frame_len(json.bytes.len()));
+    websocket::encode_frame(Opcode::Text, &json.bytes, &mut out);
+    let head = out.len() - json.bytes.len();
+    let mut layout = Layout::uniform(Category::WsFrameHeader, head);
+    if !layout.try_extend(&json.layout) {
+        layout = Layout::from_runs(&[
+            (Category::WsFrameHeader, head),
+            (
+                Category::JsonEnvelope,
+                json.bytes.len() - message.data.len(),
+            ),
+            (Category::Payload, message.data.len()),
+        ]);
+    }
+    SharedUnit::new(out, layout)
 }
 
 /// The SSE events that tell a resuming client its position could not be served as asked: a
@@ -142,7 +163,8 @@ mod tests {
     #[test]
     fn encodes_sse_event_in_a_chunk_once() {
         let m = Message::new(12, "a\nb".into(), Instant::now());
-        let chunked = sse_event(&m, true);
+        let encodings = Encodings::default();
+        let chunked = encodings.sse_event(&m, true);
         assert_eq!(&*chunked.bytes, b"18\r\nid: 12\ndata: a\ndata: b\n\n\r\n");
         assert_eq!(
             chunked.layout.runs(),
@@ -153,7 +175,8 @@ mod tests {
                 (Category::ChunkFraming, 2)
             ]
         );
-        assert!(Arc::ptr_eq(&chunked, &sse_event(&m, true)));
+        assert!(Arc::ptr_eq(&chunked, &encodings.sse_event(&m, true)));
+        assert_eq!(sse_event(&m, true).bytes, chunked.bytes);
         assert_eq!(
             &*sse_event(&m, false).bytes,
             b"id: 12\ndata: a\ndata: b\n\n"
@@ -163,7 +186,8 @@ mod tests {
     #[test]
     fn encodes_ws_frame_with_json_layout() {
         let m = Message::new(1, "hello".into(), Instant::now());
-        let frame = ws_frame(&m);
+        let encodings = Encodings::default();
+        let frame = encodings.ws_frame(&m);
         assert_eq!(&frame.bytes[..2], &[0x81, 23]);
         assert_eq!(
             frame.layout.runs(),
@@ -174,13 +198,34 @@ mod tests {
                 (Category::JsonEnvelope, 2)
             ]
         );
-        assert!(Arc::ptr_eq(&frame, &ws_frame(&m)));
-        assert!(Arc::ptr_eq(&message_json(&m), &message_json(&m)));
+        assert!(Arc::ptr_eq(&frame, &encodings.ws_frame(&m)));
+        assert!(Arc::ptr_eq(&encodings.json(&m), &encodings.json(&m)));
+        assert_eq!(ws_frame(&m).bytes, frame.bytes);
+        assert_eq!(ws_frame(&m).layout.runs(), frame.layout.runs());
+    }
+
+    #[test]
+    fn replays_encode_for_themselves_and_nothing_stays_beside_the_message() {
+        // Issue 11, item 5: encodings kept on the message were outside the history budget.
+        let m = Message::new(3, "\n".repeat(1000).into(), Instant::now());
+        let (a, b) = (sse_event(&m, true), sse_event(&m, true));
+        assert!(!Arc::ptr_eq(&a, &b), "each replay has its own bytes");
+        assert!(a.bytes.len() > 7 * 1000, "SSE spends a data: line per line");
+        let fan_out = Encodings::default();
+        let shared = fan_out.sse_event(&m, true);
+        drop(fan_out);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the fan-out's encodings go with it"
+        );
+        // The message is its id, payload and time: no slot for encodings.
+        assert!(std::mem::size_of::<Message>() <= 48);
     }
 
     #[test]
     fn notices_tell_gap_and_reset_in_each_transport_s_words() {
-        let backlog: Backlog<Encodings> = Backlog {
+        let backlog: Backlog = Backlog {
             last_id: 9,
             messages: vec![],
             gap: Some(crate::hub::Gap { from: 2, to: 4 }),
@@ -191,13 +236,13 @@ mod tests {
             "event: gap\ndata: {\"from\":2,\"to\":4}\n\n"
         );
         assert_eq!(ws_notices(&backlog), ["{\"gap\":{\"from\":2,\"to\":4}}"]);
-        let reset: Backlog<Encodings> = Backlog {
+        let reset: Backlog = Backlog {
             last_id: 3,
             messages: vec![],
             gap: None,
             reset: true,
         };
         assert_eq!(ws_notices(&reset), ["{\"reset\":true,\"last_id\":3}"]);
-        assert!(sse_notices::<Encodings>(None).is_empty());
+        assert!(sse_notices::<()>(None).is_empty());
     }
 }

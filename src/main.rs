@@ -104,11 +104,27 @@ struct ServeArgs {
     /// Payload bytes kept per channel for resuming
     #[arg(verbatim_doc_comment, long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     history_bytes: usize,
-    /// Payload bytes all channels keep together; past it the
-    /// hub's oldest messages go first (each channel keeps its
-    /// newest)
+    /// Bytes of memory all channels and held messages may take
+    /// (payload and bookkeeping); past it the hub's oldest messages
+    /// go first, each channel keeps its newest, and a publish that
+    /// does not fit beside them gets 503
     #[arg(verbatim_doc_comment, long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
     history_total_bytes: usize,
+    /// Most channels; a publish that would create one more
+    /// gets 503
+    #[arg(
+        verbatim_doc_comment,
+        long,
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    max_channels: usize,
+    /// Seconds a message is held for resuming; then it goes (the
+    /// newest too) and a channel with nothing held and no
+    /// subscriber is forgotten
+    #[arg(verbatim_doc_comment, long, default_value_t = 3600.0, value_parser = seconds,
+          value_name = "SECS")]
+    message_ttl: f64,
     /// Seconds a client has to send a complete request head
     /// (slowloris defence; 408 after)
     #[arg(verbatim_doc_comment, long, default_value_t = 10.0, value_parser = seconds,
@@ -256,6 +272,8 @@ impl ServeArgs {
         c.history.max_messages = self.history_messages.max(1);
         c.history.max_bytes = self.history_bytes;
         c.history.max_total_bytes = self.history_total_bytes;
+        c.history.max_channels = self.max_channels;
+        c.history.message_ttl = Duration::from_secs_f64(self.message_ttl);
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::{App, Client, Delivery, Feed, RouteError, Session};
-use crate::delivery::{self, Message};
+use crate::delivery::{self, Encodings, Message};
 use crate::http1::{self, Expiry};
 
 use crate::hub::SubscriberId;
@@ -13,17 +13,19 @@ use crate::websocket::CloseCode;
 
 impl App {
     /// Delivers a published message to one subscriber: queued on a stream, or answering a
-    /// parked long-poll (whose body is shared by every poll parked after the same id).
+    /// parked long-poll (whose body is shared by every poll parked after the same id). The
+    /// streams share the fan-out's `encodings`.
     pub(crate) fn deliver(
         &mut self,
         conn: &mut Client,
         message: &Message,
+        encodings: &Encodings,
         bodies: &mut Vec<(u64, polling::Body)>,
     ) -> Delivery {
         let max_pending = self.config.max_pending_output;
         match &mut conn.session {
             Session::Sse(stream, Feed::Channel(_)) => {
-                let unit = delivery::sse_event(message, stream.is_chunked());
+                let unit = encodings.sse_event(message, stream.is_chunked());
                 stream.deliver(&unit, message.published_at, &mut conn.output);
                 self.ledger.count(conn.transport, Counter::Messages, 1);
                 // Memory, not wire bytes: each queued unit costs its entry too.
@@ -34,7 +36,7 @@ impl App {
                 }
             }
             Session::WebSocket(ws, Some(_)) => {
-                let unit = delivery::ws_frame(message);
+                let unit = encodings.ws_frame(message);
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
                 }
@@ -62,6 +64,16 @@ impl App {
             _ => return Delivery::Skipped,
         }
         Delivery::Queued
+    }
+
+    /// When the hub's oldest held message expires (`--message-ttl`): the driver wakes then.
+    pub(crate) fn history_deadline(&self) -> Option<Instant> {
+        self.hub.next_expiry()
+    }
+
+    /// Drops the held messages whose time is up at `now`, and the channels left empty.
+    pub(crate) fn expire_history(&mut self) {
+        self.hub.expire(self.now);
     }
 
     /// Counts a subscriber cut off with `pending` bytes it had not read.

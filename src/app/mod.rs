@@ -22,7 +22,7 @@ pub(crate) use session::{Feed, Http, Session};
 pub(crate) use trace::Tracer;
 
 use crate::config::Config;
-use crate::delivery::{self, Encodings};
+use crate::delivery;
 use crate::http1::{
     self, BodyPlan, Content, DateCache, Event, Refusal, RequestHead, Response, Status,
 };
@@ -41,7 +41,7 @@ const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
 #[derive(Debug)]
 pub(crate) enum Effect {
     /// A message was published: deliver it to the channel's subscribers.
-    FanOut(Published<Encodings>),
+    FanOut(Published),
     /// `POST /drop/{transport}`: close that transport's connections, then answer the count.
     Drop(Transport),
     /// The first trace sink appeared: connections get dissectors.
@@ -63,7 +63,7 @@ pub(crate) enum Delivery {
 }
 
 pub(crate) struct App {
-    pub hub: Hub<Encodings>,
+    pub hub: Hub,
     pub ledger: Ledger,
     pub config: Config,
     pub tracer: Tracer,
@@ -310,7 +310,14 @@ impl App {
                     self.refuse(conn, RouteError::BodyNotUtf8.into(), false);
                     return None;
                 };
-                let published = self.hub.publish(&channel, text.into_boxed_str(), self.now);
+                let published = match self.hub.publish(&channel, text.into_boxed_str(), self.now) {
+                    Ok(published) => published,
+                    Err(refused) => {
+                        log::info!("c{}: publish to {channel} refused: {refused}", conn.id);
+                        self.refuse(conn, RouteError::HubRefused(refused).into(), false);
+                        return None;
+                    }
+                };
                 let answer = format!(
                     "{{\"channel\":{},\"id\":{}}}",
                     serde_json::Value::from(&*channel),
@@ -450,9 +457,15 @@ impl App {
 
     /// The demo ticker: one message on the demo channel, carrying its send time so every
     /// transport's page panel can show publish-to-receive latency.
-    pub(crate) fn tick(&mut self, tick: u64, sent_ms: u128) -> Option<Published<Encodings>> {
+    pub(crate) fn tick(&mut self, tick: u64, sent_ms: u128) -> Option<Published> {
         let channel = self.config.demo_channel.clone()?;
         let text = format!("{{\"text\":\"tick {tick}\",\"sent\":{sent_ms}}}");
-        Some(self.hub.publish(&channel, text.into_boxed_str(), self.now))
+        match self.hub.publish(&channel, text.into_boxed_str(), self.now) {
+            Ok(published) => Some(published),
+            Err(refused) => {
+                log::warn!("demo tick refused: {refused}");
+                None
+            }
+        }
     }
 }

@@ -100,6 +100,9 @@ pub(crate) enum RouteError {
     ForeignOrigin,
     /// The request did not arrive within its timeout → 408.
     RequestTimeout,
+    /// The hub cannot take this publish now (its channel or memory limits) → 503 with
+    /// `Retry-After`; nothing was published.
+    HubRefused(hub::Refused),
 }
 
 impl RouteError {
@@ -116,6 +119,7 @@ impl RouteError {
             | RouteError::UpgradeWithBody => 400,
             RouteError::OriginNotAllowed | RouteError::AdminOnly | RouteError::ForeignOrigin => 403,
             RouteError::RequestTimeout => 408,
+            RouteError::HubRefused(_) => 503,
         })
     }
 
@@ -124,6 +128,8 @@ impl RouteError {
         match self {
             RouteError::MethodNotAllowed { allow: "POST", .. } => &[("Allow", "POST")],
             RouteError::MethodNotAllowed { .. } => &[("Allow", "GET")],
+            // Room comes back as channels publish again and held messages expire.
+            RouteError::HubRefused(_) => &[("Retry-After", "1")],
             _ => &[],
         }
     }
@@ -157,6 +163,7 @@ impl fmt::Display for RouteError {
                 "cross-origin request refused: the Origin is neither this server nor an --allowed-origin",
             ),
             RouteError::RequestTimeout => f.write_str("request not received in time"),
+            RouteError::HubRefused(refused) => write!(f, "{refused}"),
         }
     }
 }

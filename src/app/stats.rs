@@ -16,10 +16,18 @@ impl App {
             .iter()
             .filter_map(|&t| Some((t.name().to_string(), self.ledger.get(t)?.to_json())))
             .collect();
+        let usage = self.hub.usage();
         let mut stats = json!({
             "uptime_s": (self.now - self.started).as_secs_f64(),
             "connections_open": self.connections_open,
             "transports": transports,
+            "hub": {
+                "channels": usage.channels,
+                "held_messages": usage.messages,
+                "held_payload_bytes": usage.payload_bytes,
+                "charged_bytes": usage.charged_bytes,
+                "budget_bytes": self.config.history.max_total_bytes,
+            },
         });
         if let Some(name) = channel {
             let (held_messages, held_bytes) = self.hub.held(name);

@@ -8,6 +8,10 @@ use crate::ledger::{Category, Counter};
 use crate::sse;
 use crate::websocket::{self, CloseCode, Endpoint, Opcode, WsMessage};
 
+/// The close code for "the server cannot take this now" (IANA WebSocket Close Code Number
+/// Registry: 1013 Try Again Later).
+const TRY_AGAIN_LATER: u16 = 1013;
+
 impl App {
     /// Answers `GET /sse/{channel}`: the stream head, the opening events, any backlog after the
     /// resume point, then live messages.
@@ -154,8 +158,20 @@ impl App {
         };
         match (message, channel) {
             (WsMessage::Text(text), Some(channel)) => {
-                let published = self.hub.publish(channel, text.into_boxed_str(), self.now);
-                return Some(Effect::FanOut(published));
+                match self.hub.publish(channel, text.into_boxed_str(), self.now) {
+                    Ok(published) => return Some(Effect::FanOut(published)),
+                    // A WebSocket cannot be answered 503: 1013 Try Again Later (IANA registry
+                    // of close codes), and the client reconnects with ?since=.
+                    Err(refused) => {
+                        log::info!("c{}: publish to {channel} refused: {refused}", conn.id);
+                        ws.close(
+                            CloseCode::Other(TRY_AGAIN_LATER),
+                            "try again later",
+                            self.now,
+                            &mut conn.output,
+                        );
+                    }
+                }
             }
             (WsMessage::Binary(_), Some(_)) => ws.close(
                 CloseCode::Unsupported,

@@ -3,6 +3,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::budget::message_cost;
 use super::{HistoryLimits, Message, Published, SubscriberId, Subscription};
 
 /// Messages that were published but are no longer held: ids `from..=to`.
@@ -41,50 +42,70 @@ impl<C> Clone for Backlog<C> {
 
 #[derive(Debug)]
 pub(super) struct Channel<C> {
+    /// The name, as the hub's map holds it: entries of the hub's queues name a channel by this
+    /// pointer, so an entry left by a forgotten channel never matches a new one of the same name.
+    pub(super) name: Arc<str>,
     last_id: u64,
     history: VecDeque<Arc<Message<C>>>,
     history_bytes: usize,
     subscribers: HashMap<SubscriberId, Subscription>,
+    /// The hub's eviction line reached this channel's newest message and passed over it (the
+    /// newest is kept): once a newer one arrives, it goes back in line.
+    pub(super) passed_over: bool,
 }
 
-impl<C> Default for Channel<C> {
-    fn default() -> Self {
+/// Messages a channel's own limits dropped: how many, and what they were charged.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Dropped {
+    pub(super) messages: usize,
+    pub(super) cost: usize,
+}
+
+impl<C: Default> Channel<C> {
+    pub(super) fn new(name: Arc<str>) -> Channel<C> {
         Channel {
+            name,
             last_id: 0,
             history: VecDeque::new(),
             history_bytes: 0,
             subscribers: HashMap::new(),
+            passed_over: false,
         }
     }
-}
 
-impl<C: Default> Channel<C> {
     pub(super) fn last_id(&self) -> u64 {
         self.last_id
     }
 
+    /// Appends a message, then drops the oldest while the channel's own limits are passed (the
+    /// newest always stays).
     pub(super) fn publish(
         &mut self,
         data: Box<str>,
         now: Instant,
         limits: &HistoryLimits,
-    ) -> Published<C> {
+    ) -> (Published<C>, Dropped) {
         self.last_id += 1;
         let message = Arc::new(Message::new(self.last_id, data, now));
         self.history_bytes += message.data.len();
         self.history.push_back(message.clone());
+        let mut dropped = Dropped::default();
         while self.history.len() > 1
             && (self.history.len() > limits.max_messages || self.history_bytes > limits.max_bytes)
         {
-            self.evict_oldest();
+            dropped.messages += 1;
+            dropped.cost += self.evict_oldest();
         }
         let subscribers: Vec<_> = self.subscribers.iter().map(|(&k, &v)| (k, v)).collect();
         self.subscribers
             .retain(|_, how| *how == Subscription::Stream);
-        Published {
-            message,
-            subscribers,
-        }
+        (
+            Published {
+                message,
+                subscribers,
+            },
+            dropped,
+        )
     }
 
     /// Messages the history holds.
@@ -102,11 +123,27 @@ impl<C: Default> Channel<C> {
         self.history.front().map(|m| m.id)
     }
 
-    /// Drops the oldest held message; returns its payload size.
+    /// The oldest held message.
+    pub(super) fn oldest(&self) -> Option<&Message<C>> {
+        self.history.front().map(|m| &**m)
+    }
+
+    /// The newest held message.
+    pub(super) fn newest(&self) -> Option<&Message<C>> {
+        self.history.back().map(|m| &**m)
+    }
+
+    /// Drops the oldest held message; returns what it was charged to the hub.
     pub(super) fn evict_oldest(&mut self) -> usize {
-        let len = self.history.pop_front().map_or(0, |old| old.data.len());
-        self.history_bytes -= len;
-        len
+        let Some(old) = self.history.pop_front() else {
+            return 0;
+        };
+        self.history_bytes -= old.data.len();
+        if self.history.is_empty() {
+            // The newest went (its time was up): nothing of this channel is in line any more.
+            self.passed_over = false;
+        }
+        message_cost::<C>(old.data.len())
     }
 
     pub(super) fn since(&self, after: u64) -> Backlog<C> {
@@ -147,5 +184,16 @@ impl<C: Default> Channel<C> {
 
     pub(super) fn subscribers(&self) -> impl Iterator<Item = (SubscriberId, Subscription)> + '_ {
         self.subscribers.iter().map(|(&who, &how)| (who, how))
+    }
+}
+
+/// The answer for a channel the hub does not hold: nothing was ever published (or everything it
+/// held expired and it was forgotten), so any position after 0 is a reset.
+pub(super) fn unknown_since<C>(after: u64) -> Backlog<C> {
+    Backlog {
+        last_id: 0,
+        messages: Vec::new(),
+        gap: None,
+        reset: after > 0,
     }
 }

@@ -288,10 +288,11 @@ mod tests {
         let mut hub: Hub = Hub::new(HistoryLimits {
             max_messages: 2,
             max_bytes: 100,
-            max_total_bytes: 1000,
+            ..HistoryLimits::default()
         });
         for d in ["a", "b", "c"] {
-            hub.publish("ch", d.into(), std::time::Instant::now());
+            hub.publish("ch", d.into(), std::time::Instant::now())
+                .unwrap();
         }
         let b = hub.since("ch", 0);
         assert_eq!(b.gap, Some(Gap { from: 1, to: 1 }));

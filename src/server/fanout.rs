@@ -9,8 +9,10 @@ use crate::ledger::Transport;
 impl Server {
     /// Delivers a published message to the channel's subscribers: the message is encoded once per
     /// transport and every subscriber's queue shares those bytes.
-    pub(super) fn fan_out(&mut self, published: Published<Encodings>) {
+    pub(super) fn fan_out(&mut self, published: Published) {
         let message = &published.message;
+        // Each transport's encoding, made once for this fan-out and dropped after it.
+        let encodings = Encodings::default();
         // Parked long-polls waiting after the same id get the same body: built once per id.
         let mut bodies = Vec::new();
         self.fanout_turn = self.fanout_turn.wrapping_add(1);
@@ -18,7 +20,10 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            match self.app.deliver(&mut conn.client, message, &mut bodies) {
+            match self
+                .app
+                .deliver(&mut conn.client, message, &encodings, &mut bodies)
+            {
                 Delivery::Queued => self.dirty.push(key),
                 Delivery::Close => self.close(key),
                 Delivery::Skipped => {}

@@ -196,6 +196,7 @@ impl Server {
                 self.accept_paused_until,
                 self.app.shutdown_deadline(),
                 self.next_tick,
+                self.app.history_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -213,6 +214,7 @@ impl Server {
             }
             self.app.now = Instant::now();
             self.app.date.refresh(std::time::SystemTime::now());
+            self.app.expire_history();
             self.dirty.append(&mut self.deferred);
             for event in events.iter() {
                 match event.token() {
