@@ -30,9 +30,10 @@ impl App {
                 }
             }
             Session::WebSocket(ws, Some(_)) => {
-                let unit = delivery::ws_frame(message);
+                let unit = delivery::ws_frame_for(message, ws.deflate(), self.compressor());
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
+                    self.count_deflated(conn.transport, message, &unit);
                 }
                 let pending = conn.output.len();
                 if pending > max_pending {

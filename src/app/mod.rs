@@ -73,6 +73,10 @@ pub(crate) struct App {
     pub connections_open: usize,
     pub http: http1::Settings,
     ws: websocket::WsSettings,
+    /// The one DEFLATE compressor of the server, reset for each message (the server keeps no
+    /// context between messages): channel frames compressed once, echoes. Made at the first
+    /// message to compress.
+    compressor: Option<websocket::deflate::Compressor>,
 }
 
 impl App {
@@ -104,6 +108,7 @@ impl App {
             connections_open: 0,
             http,
             ws,
+            compressor: None,
         }
     }
 
@@ -183,6 +188,9 @@ impl App {
                     let r = ws.receive(&conn.input, self.now, &mut conn.output);
                     conn.input.consume(r.consumed);
                     self.account_in(conn.transport, &r.tally);
+                    if r.inflated.messages > 0 {
+                        self.ledger.inflated_in(conn.transport, r.inflated);
+                    }
                     if !r.progressed {
                         return (progressed, None);
                     }
