@@ -4,7 +4,7 @@
 use super::session::Session;
 use crate::ledger::Transport;
 use crate::outbuf::OutQueue;
-use crate::trace::{Direction, Dissector, UnitKind};
+use crate::trace::{Direction, Dissector, Unit};
 
 /// Input capacity an idle connection may keep; a larger buffer is freed once empty.
 const IDLE_INPUT_CAPACITY: usize = 4 * 1024;
@@ -72,7 +72,7 @@ pub(crate) struct Client {
     /// Received and sent stream dissectors, while tracing is on.
     pub dissectors: Option<Box<(Dissector, Dissector)>>,
     /// Units the dissectors completed, waiting to become trace records.
-    pub traced: Vec<(Direction, UnitKind, Vec<u8>)>,
+    pub traced: Vec<(Direction, Unit)>,
 }
 
 impl Client {
@@ -102,6 +102,6 @@ impl Client {
             Direction::Sent => pair.1.feed(bytes, &mut units),
         }
         self.traced
-            .extend(units.into_iter().map(|(kind, b)| (direction, kind, b)));
+            .extend(units.into_iter().map(|unit| (direction, unit)));
     }
 }

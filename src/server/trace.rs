@@ -31,15 +31,16 @@ impl Server {
             conn.client.id,
         );
         let time = self.app.now.saturating_duration_since(self.app.started);
-        for (direction, kind, bytes) in units {
+        for (direction, unit) in units {
             let record = Record {
                 time,
                 conn: id as usize,
                 transport,
                 channel: channel.clone(),
                 direction,
-                kind,
-                bytes,
+                kind: unit.kind,
+                bytes: unit.bytes,
+                inflated: unit.inflated,
             };
             self.emit(&record);
         }

@@ -2,7 +2,11 @@
 //! heads and the bodies they announce, chunks, SSE events, WebSocket frames.
 use super::{Direction, UnitKind};
 use crate::http1::{BodyFraming, HeadReader, Limits};
-use crate::websocket::FrameHead;
+use crate::websocket::deflate::Inflater;
+use crate::websocket::{FrameHead, Opcode, apply_mask};
+
+/// Inflated bytes kept per compressed frame for the trace's preview.
+const INFLATED_PREVIEW: usize = 1024;
 
 /// A unit bigger than this that is still incomplete is given up on (shown as unframed), so a
 /// trace never holds more than this per direction.
@@ -28,12 +32,29 @@ enum State {
     Lost,
 }
 
+/// One wire unit cut from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub kind: UnitKind,
+    /// The unit's bytes exactly as they crossed the socket.
+    pub bytes: Vec<u8>,
+    /// For a frame of a compressed WebSocket message (permessage-deflate), the start of what its
+    /// payload inflates to.
+    pub inflated: Option<Vec<u8>>,
+}
+
 /// The dissector of one direction of one connection.
 #[derive(Debug)]
 pub struct Dissector {
     direction: Direction,
     state: State,
     pending: Vec<u8>,
+    /// permessage-deflate as Wireshark follows it: one inflater per direction, kept across
+    /// messages (a 32 KiB window decodes a peer that keeps its context, and one that does not).
+    /// Made at the first frame with RSV1.
+    inflater: Option<Box<Inflater>>,
+    /// A compressed message is in progress (its later frames carry no RSV1).
+    in_compressed: bool,
 }
 
 impl Dissector {
@@ -43,6 +64,8 @@ impl Dissector {
             direction,
             state: State::Head,
             pending: Vec::new(),
+            inflater: None,
+            in_compressed: false,
         }
     }
 
@@ -60,20 +83,69 @@ impl Dissector {
             direction,
             state,
             pending: Vec::new(),
+            inflater: None,
+            in_compressed: false,
         }
     }
 
     /// Takes bytes that crossed the socket and appends every unit they complete to `units`.
-    pub fn feed(&mut self, bytes: &[u8], units: &mut Vec<(UnitKind, Vec<u8>)>) {
+    pub fn feed(&mut self, bytes: &[u8], units: &mut Vec<Unit>) {
         self.pending.extend_from_slice(bytes);
         while let Some((kind, len)) = self.next_unit() {
             let rest = self.pending.split_off(len);
-            units.push((kind, std::mem::replace(&mut self.pending, rest)));
+            let bytes = std::mem::replace(&mut self.pending, rest);
+            let inflated = match kind {
+                UnitKind::WsFrame => self.inflate(&bytes),
+                _ => None,
+            };
+            units.push(Unit {
+                kind,
+                bytes,
+                inflated,
+            });
         }
         if self.pending.len() > MAX_PENDING {
             self.state = State::Lost;
-            units.push((UnitKind::Unframed, std::mem::take(&mut self.pending)));
+            units.push(Unit {
+                kind: UnitKind::Unframed,
+                bytes: std::mem::take(&mut self.pending),
+                inflated: None,
+            });
         }
+    }
+
+    /// Follows compressed messages (RSV1 on their first frame, RFC 7692 §6) and inflates each of
+    /// their frames' payload, ending a message with the removed trailer (§7.2.2).
+    fn inflate(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        let (head, head_len) = FrameHead::decode(frame).ok()??;
+        if head.opcode.is_control() {
+            return None;
+        }
+        if head.opcode != Opcode::Continuation {
+            self.in_compressed = head.rsv & 0b100 != 0;
+        }
+        if !self.in_compressed {
+            return None;
+        }
+        let mut payload = frame.get(head_len..)?.to_vec();
+        if let Some(key) = head.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        let inflater = self.inflater.get_or_insert_with(Default::default);
+        let mut out = Vec::new();
+        let mut result = inflater.inflate(&payload, &mut out, MAX_PENDING);
+        if head.fin {
+            self.in_compressed = false;
+            if result.is_ok() && !payload.is_empty() {
+                result = inflater.finish(&mut out, MAX_PENDING);
+            }
+        }
+        if result.is_err() {
+            // The window is no longer known: later messages start afresh.
+            inflater.reset();
+        }
+        out.truncate(INFLATED_PREVIEW);
+        Some(out)
     }
 
     /// The kind and length of the unit at the start of `pending`, moving to the state after it.
@@ -221,7 +293,7 @@ mod tests {
         assert_eq!(whole, bytewise, "whole and one byte at a time differ");
         whole
             .into_iter()
-            .map(|(k, b)| (k, String::from_utf8_lossy(&b).into_owned()))
+            .map(|u| (u.kind, String::from_utf8_lossy(&u.bytes).into_owned()))
             .collect()
     }
 
@@ -275,5 +347,71 @@ mod tests {
         assert_eq!(got[1].0, UnitKind::WsFrame);
         assert!(got[1].1.ends_with("hello"));
         assert_eq!(got[2].0, UnitKind::WsFrame);
+    }
+
+    /// A frame with any head: the payload masked when the head says so.
+    fn frame_bytes(head: FrameHead, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        head.encode(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = head.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        out
+    }
+
+    #[test]
+    fn inflates_compressed_messages_across_fragments_and_context() {
+        let mut d = Dissector::joining(Direction::Received, None, true);
+        // RFC 7692 §7.2.3: "Hello" compressed, cut in two fragments (RSV1 on the first only),
+        // a ping between, then "Hello" again relying on the first message's window.
+        let mut wire = frame_bytes(
+            FrameHead {
+                fin: false,
+                rsv: 0b100,
+                opcode: Opcode::Text,
+                mask: Some([1, 2, 3, 4]),
+                payload_len: 3,
+            },
+            &[0xf2, 0x48, 0xcd],
+        );
+        let mut ping = Vec::new();
+        crate::websocket::encode_masked_frame(true, Opcode::Ping, b"", [9; 4], &mut ping);
+        wire.extend(ping);
+        let mut tail = Vec::new();
+        crate::websocket::encode_masked_frame(
+            true,
+            Opcode::Continuation,
+            &[0xc9, 0xc9, 0x07, 0x00],
+            [5; 4],
+            &mut tail,
+        );
+        wire.extend(tail);
+        let mut again = frame_bytes(
+            FrameHead {
+                fin: true,
+                rsv: 0b100,
+                opcode: Opcode::Text,
+                mask: None,
+                payload_len: 5,
+            },
+            &[0xf2, 0x00, 0x11, 0x00, 0x00],
+        );
+        wire.append(&mut again);
+        let mut units = Vec::new();
+        for b in &wire {
+            d.feed(std::slice::from_ref(b), &mut units);
+        }
+        let inflated: Vec<Option<&[u8]>> = units.iter().map(|u| u.inflated.as_deref()).collect();
+        assert_eq!(
+            inflated,
+            [
+                Some(&b"He"[..]),
+                None,
+                Some(&b"llo"[..]),
+                Some(&b"Hello"[..])
+            ]
+        );
     }
 }

@@ -16,7 +16,7 @@
 mod dissector;
 mod render;
 
-pub use dissector::Dissector;
+pub use dissector::{Dissector, Unit};
 pub use render::Detail;
 
 use std::time::Duration;
@@ -91,6 +91,8 @@ pub struct Record {
     pub kind: UnitKind,
     /// The unit's bytes exactly as they crossed the socket.
     pub bytes: Vec<u8>,
+    /// For a frame of a compressed WebSocket message, the start of what it inflates to.
+    pub inflated: Option<Vec<u8>>,
 }
 
 /// Which records a sink wants.
