@@ -29,8 +29,10 @@ use pushwire::websocket::{
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const SIZES: [(usize, &str); 3] = [(64, "64B"), (1024, "1KiB"), (64 * 1024, "64KiB")];
+/// What the server negotiates: neither side keeps context, so the receiving session makes an
+/// inflater per compressed message (included in `inflate/session`).
 const AGREEMENT: DeflateAgreement = DeflateAgreement {
-    client_no_context_takeover: false,
+    client_no_context_takeover: true,
     server_max_window_bits: 15,
 };
 

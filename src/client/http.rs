@@ -19,6 +19,8 @@ pub struct Head {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub ws_accept: Option<String>,
+    /// `Sec-WebSocket-Extensions` of a 101.
+    pub ws_extensions: Option<String>,
 }
 
 impl Head {
@@ -83,6 +85,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
             head.last_modified = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
             head.ws_accept = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            head.ws_extensions = Some(text(h.value));
         }
     }
     Ok(Some(head))
