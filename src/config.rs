@@ -48,6 +48,8 @@ pub struct Config {
     pub ws_pong_timeout: Duration,
     /// How long to wait for the peer's Close after sending ours before closing TCP.
     pub ws_close_timeout: Duration,
+    /// Accept permessage-deflate (RFC 7692) when a WebSocket client offers it.
+    pub ws_deflate: bool,
     /// When not empty, WebSocket upgrades whose `Origin` is not listed are refused with 403
     /// (cross-site WebSocket hijacking).
     pub allowed_origins: Vec<String>,
@@ -81,6 +83,7 @@ impl Default for Config {
             ws_ping_interval: Duration::from_secs(30),
             ws_pong_timeout: Duration::from_secs(30),
             ws_close_timeout: Duration::from_secs(5),
+            ws_deflate: true,
             allowed_origins: Vec::new(),
             admin: false,
             demo_channel: Some("demo".to_string()),

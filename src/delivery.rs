@@ -21,7 +21,8 @@ use crate::ledger::{Category, Layout};
 use crate::outbuf::SharedUnit;
 use crate::polling::{self, encode_message_json, gap_json};
 use crate::sse;
-use crate::websocket::{self, Opcode};
+use crate::websocket::deflate::Compressor;
+use crate::websocket::{self, DeflateAgreement, Opcode};
 
 /// Each transport's encoding of one message, made at most once per fan-out and shared by every
 /// subscriber the fan-out reaches; dropped with it (never kept beside the history).
@@ -35,6 +36,13 @@ pub struct Encodings {
     sse_event: OnceLock<Arc<SharedUnit>>,
     /// A complete WebSocket text frame carrying the JSON object.
     ws_frame: OnceLock<Arc<SharedUnit>>,
+    /// The same frame compressed (permessage-deflate, RSV1) with a 32 KiB window: for every
+    /// subscriber that did not limit `server_max_window_bits`. The server keeps no context
+    /// (`server_no_context_takeover`), so the bytes do not depend on the subscriber.
+    ws_deflate: OnceLock<Arc<SharedUnit>>,
+    /// The same frame compressed with the dictionary reset every 256 bytes, which meets any
+    /// `server_max_window_bits` from 8 to 14: for subscribers that asked for a smaller window.
+    ws_deflate_small_window: OnceLock<Arc<SharedUnit>>,
 }
 
 /// A message as the server's hub holds it.
@@ -62,6 +70,41 @@ impl Encodings {
         self.ws_frame
             .get_or_init(|| Arc::new(encode_ws_frame(message, &self.json(message))))
             .clone()
+    }
+
+    /// The frame a channel message takes on a WebSocket that negotiated `deflate` (or not): the
+    /// plain text frame, or the compressed one shared by every subscriber with the same window,
+    /// each made once for this fan-out. A message that does not shrink when compressed shares
+    /// the plain frame (RSV1 is per message).
+    pub fn ws_frame_for(
+        &self,
+        message: &Message,
+        deflate: Option<DeflateAgreement>,
+        compressor: &mut Compressor,
+    ) -> Arc<SharedUnit> {
+        let Some(agreement) = deflate else {
+            return self.ws_frame(message);
+        };
+        let (slot, window_bits) = if agreement.server_max_window_bits >= 15 {
+            (&self.ws_deflate, 15)
+        } else {
+            (&self.ws_deflate_small_window, 8)
+        };
+        slot.get_or_init(|| {
+            let json = self.json(message);
+            let mut deflated = Vec::new();
+            if !compressor.compress(&json.bytes, window_bits, &mut deflated) {
+                return self.ws_frame(message);
+            }
+            let mut out = Vec::with_capacity(websocket::frame_len(deflated.len()));
+            websocket::frame::encode_compressed_frame(Opcode::Text, &deflated, &mut out);
+            let layout = Layout::from_runs(&[
+                (Category::WsFrameHeader, out.len() - deflated.len()),
+                (Category::WsCompressed, deflated.len()),
+            ]);
+            Arc::new(SharedUnit::new(out, layout))
+        })
+        .clone()
     }
 }
 
@@ -121,6 +164,26 @@ fn encode_ws_frame(message: &Message, json: &SharedUnit) -> SharedUnit {
         ]);
     }
     SharedUnit::new(out, layout)
+}
+
+/// The frame a message takes on a WebSocket that negotiated `deflate` (or not), encoded for one
+/// WebSocket's replay (see [`Encodings::ws_frame_for`] for a fan-out).
+pub fn ws_frame_for(
+    message: &Message,
+    deflate: Option<DeflateAgreement>,
+    compressor: &mut Compressor,
+) -> Arc<SharedUnit> {
+    Encodings::default().ws_frame_for(message, deflate, compressor)
+}
+
+/// The compressed payload size of a WebSocket frame [`ws_frame_for`] made, `None` when the frame
+/// is not compressed.
+pub fn ws_compressed_len(unit: &SharedUnit) -> Option<usize> {
+    unit.layout
+        .runs()
+        .iter()
+        .find(|(c, _)| *c == Category::WsCompressed)
+        .map(|&(_, n)| n as usize)
 }
 
 /// The SSE events that tell a resuming client its position could not be served as asked: a
@@ -221,6 +284,54 @@ mod tests {
         );
         // The message is its id, payload and time: no slot for encodings.
         assert!(std::mem::size_of::<Message>() <= 48);
+    }
+
+    #[test]
+    fn compresses_a_ws_frame_once_per_window_and_shares_it() {
+        let text = "the quick brown fox jumps over the lazy dog ".repeat(20);
+        let m = Message::new(3, text.clone().into(), Instant::now());
+        let mut c = Compressor::new();
+        let wide = DeflateAgreement {
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+        };
+        let narrow = DeflateAgreement {
+            server_max_window_bits: 9,
+            ..wide
+        };
+        // One fan-out's encodings: each window's frame compressed once and shared.
+        let e = Encodings::default();
+        let a = e.ws_frame_for(&m, Some(wide), &mut c);
+        assert!(Arc::ptr_eq(&a, &e.ws_frame_for(&m, Some(wide), &mut c)));
+        assert_eq!(a.bytes[0], 0xc1, "FIN, RSV1, text");
+        let n = ws_compressed_len(&a).unwrap();
+        assert!(n < 100, "{n}");
+        assert_eq!(a.layout.len(), a.bytes.len());
+        let b = e.ws_frame_for(&m, Some(narrow), &mut c);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&b, &e.ws_frame_for(&m, Some(narrow), &mut c)));
+        // A replay compresses the same bytes for itself.
+        let replay = ws_frame_for(&m, Some(wide), &mut c);
+        assert!(!Arc::ptr_eq(&a, &replay));
+        assert_eq!(a.bytes, replay.bytes);
+        // The payload inflates to the JSON object.
+        let mut inflater = websocket::deflate::Inflater::new();
+        let mut out = Vec::new();
+        inflater
+            .inflate(&a.bytes[a.bytes.len() - n..], &mut out, 1 << 20)
+            .unwrap();
+        inflater.finish(&mut out, 1 << 20).unwrap();
+        assert_eq!(out, &*message_json(&m).bytes);
+        // Without deflate, and for a message too short to shrink: the plain frame.
+        assert!(Arc::ptr_eq(
+            &e.ws_frame_for(&m, None, &mut c),
+            &e.ws_frame(&m)
+        ));
+        let short = Message::new(4, "hi".into(), Instant::now());
+        let e = Encodings::default();
+        let plain = e.ws_frame_for(&short, Some(wide), &mut c);
+        assert!(Arc::ptr_eq(&plain, &e.ws_frame(&short)));
+        assert_eq!(ws_compressed_len(&plain), None);
     }
 
     #[test]

@@ -176,6 +176,11 @@ struct ServeArgs {
     #[arg(verbatim_doc_comment, long, default_value_t = 5.0, value_parser = seconds,
           value_name = "SECS")]
     ws_close_timeout: f64,
+    /// Accept permessage-deflate when a WebSocket client offers it
+    /// (`on` or `off`)
+    #[arg(verbatim_doc_comment, long, value_name = "ON|OFF", default_value = "on",
+          value_parser = ["on", "off"], hide_possible_values = true)]
+    ws_deflate: String,
     /// Do not run the built-in ticker that publishes to the `demo`
     /// channel once a second
     #[arg(verbatim_doc_comment, long)]
@@ -254,6 +259,7 @@ impl ServeArgs {
             ws_ping_interval: Duration::from_secs_f64(self.ws_ping_interval),
             ws_pong_timeout: Duration::from_secs_f64(self.ws_pong_timeout),
             ws_close_timeout: Duration::from_secs_f64(self.ws_close_timeout),
+            ws_deflate: self.ws_deflate == "on",
             allowed_origins: self.allowed_origins.clone(),
             admin: self.admin,
             demo_channel: (!self.no_demo).then(|| "demo".to_string()),

@@ -44,18 +44,41 @@ fn compare_json_agrees_with_the_server_ledger() {
         .request(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
         .json();
     let columns = report["columns"].as_array().expect("columns");
-    assert_eq!(columns.len(), 4);
+    assert_eq!(columns.len(), 5);
+    let counter = |name: &str, key: &str| {
+        columns
+            .iter()
+            .filter(|c| c["transport"].as_str().unwrap().starts_with(name))
+            .map(|c| c["counters"][key].as_u64().unwrap())
+            .sum::<u64>()
+    };
     for col in columns {
         let name = col["transport"].as_str().unwrap();
-        let ledger = &stats["transports"][name];
+        // Both WebSocket columns (plain and ws_deflate) are the server's one `ws` transport.
+        let transport = if name.starts_with("ws") { "ws" } else { name };
+        let ledger = &stats["transports"][transport];
         let c = &col["counters"];
-        assert_eq!(c["bytes_in"], ledger["total_out"], "{name}: bytes down");
-        assert_eq!(c["bytes_out"], ledger["total_in"], "{name}: bytes up");
         assert_eq!(
-            c["payload_in"], ledger["bytes_out"]["payload"],
-            "{name}: payload"
+            counter(transport, "bytes_in"),
+            ledger["total_out"],
+            "{name}: bytes down"
         );
-        assert_eq!(c["messages"], ledger["messages"], "{name}: deliveries");
+        assert_eq!(
+            counter(transport, "bytes_out"),
+            ledger["total_in"],
+            "{name}: bytes up"
+        );
+        if name != "ws_deflate" && name != "ws" {
+            assert_eq!(
+                c["payload_in"], ledger["bytes_out"]["payload"],
+                "{name}: payload"
+            );
+        }
+        assert_eq!(
+            counter(transport, "messages"),
+            ledger["messages"],
+            "{name}: deliveries"
+        );
         assert_eq!(col["lost"], 0, "{name}: {col}");
         assert_eq!(col["duplicated"], 0, "{name}: {col}");
         assert_eq!(col["delivered"], 40, "{name}: 2 subscribers × 20 messages");
@@ -67,6 +90,22 @@ fn compare_json_agrees_with_the_server_ledger() {
     assert_eq!(report["publish"]["bytes_out"], publish["total_in"]);
     assert_eq!(report["publish"]["bytes_in"], publish["total_out"]);
     assert_eq!(report["ledger_agrees"], true);
+    // The compressed column offered permessage-deflate and inflated what came: the server
+    // ledger saw compressed messages, and the plain column's payload is the ledger's payload.
+    let ws_ledger = &stats["transports"]["ws"];
+    assert_eq!(columns[4]["transport"], "ws_deflate");
+    let deflated = ws_ledger["deflate"]["out"]["messages"].as_u64().unwrap();
+    let compressed_payload = ws_ledger["deflate"]["out"]["uncompressed_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(deflated > 0, "{ws_ledger}");
+    assert!(
+        columns[4]["counters"]["bytes_in"].as_u64() < columns[3]["counters"]["bytes_in"].as_u64(),
+        "compression saves bytes: {} vs {}",
+        columns[4]["counters"],
+        columns[3]["counters"]
+    );
+    assert!(compressed_payload > columns[4]["counters"]["payload_in"].as_u64().unwrap());
     // WebSocket's opening is an HTTP/1.1 exchange: the claim's verdict quotes its bytes.
     let ws = &columns[3];
     assert!(ws["handshake_up"].as_f64().unwrap() > 100.0, "{ws}");

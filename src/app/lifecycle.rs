@@ -36,9 +36,10 @@ impl App {
                 }
             }
             Session::WebSocket(ws, Some(_)) => {
-                let unit = encodings.ws_frame(message);
+                let unit = encodings.ws_frame_for(message, ws.deflate(), self.compressor());
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
+                    self.count_deflated(conn.transport, message, &unit);
                 }
                 let pending = conn.output.memory();
                 if pending > max_pending {

@@ -78,6 +78,10 @@ pub(crate) struct App {
     ws: websocket::WsSettings,
     /// Set when shutdown begins: the end of the grace period in which work under way may finish.
     shutdown_deadline: Option<Instant>,
+    /// The one DEFLATE compressor of the server, reset for each message (the server keeps no
+    /// context between messages): channel frames compressed once, echoes. Made at the first
+    /// message to compress.
+    compressor: Option<websocket::deflate::Compressor>,
 }
 
 impl App {
@@ -110,6 +114,7 @@ impl App {
             http,
             ws,
             shutdown_deadline: None,
+            compressor: None,
         }
     }
 
@@ -192,6 +197,9 @@ impl App {
                     let (dissectors, traced) = (&mut conn.dissectors, &mut conn.traced);
                     conn.input.consume_traced(r.consumed, dissectors, traced);
                     self.account_in(conn.transport, &r.tally);
+                    if r.inflated.messages > 0 {
+                        self.ledger.inflated_in(conn.transport, r.inflated);
+                    }
                     if !r.progressed {
                         return (progressed, None);
                     }

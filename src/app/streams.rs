@@ -4,8 +4,10 @@ use super::{App, Client, Effect, Feed, RouteError, Session};
 use crate::delivery;
 use crate::http1::{Refusal, RequestHead, Status};
 use crate::hub::{SubscriberId, Subscription};
-use crate::ledger::{Category, Counter};
+use crate::ledger::{Category, Counter, Transport};
+use crate::outbuf::SharedUnit;
 use crate::sse;
+use crate::websocket::deflate::Compressor;
 use crate::websocket::{self, CloseCode, Endpoint, Opcode, WsMessage};
 
 /// The close code for "the server cannot take this now" (IANA WebSocket Close Code Number
@@ -127,18 +129,29 @@ impl App {
         if let Some(c) = &channel {
             self.hub.subscribe(c, key, Subscription::Stream);
         }
-        let mut handshake = Vec::with_capacity(160);
-        websocket::encode_switching_protocols(&accept, &mut handshake);
+        let deflate = if self.config.ws_deflate {
+            websocket::extension::negotiate(
+                headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+                    .map(|(_, v)| *v),
+            )
+        } else {
+            None
+        };
+        let mut handshake = Vec::with_capacity(224);
+        websocket::encode_switching_protocols_with(&accept, deflate.as_ref(), &mut handshake);
         conn.output.push_bytes(&handshake, Category::WsHandshake);
-        let mut ws = Endpoint::new(self.ws, self.now);
+        let mut ws = Endpoint::with_deflate(self.ws, deflate, self.now);
         let mut delivered = 0;
         if let Some(b) = &backlog {
             for notice in delivery::ws_notices(b) {
                 ws.send_notice(&notice, &mut conn.output);
             }
             for message in &b.messages {
-                let unit = delivery::ws_frame(message);
+                let unit = delivery::ws_frame_for(message, deflate, self.compressor());
                 ws.deliver(&unit, message.published_at, &mut conn.output);
+                self.count_deflated(conn.transport, message, &unit);
                 delivered += 1;
             }
         }
@@ -180,11 +193,51 @@ impl App {
                 &mut conn.output,
             ),
             (WsMessage::Text(text), None) => {
-                ws.send(Opcode::Text, text.as_bytes(), &mut conn.output)
+                let compressor = self.compressor.get_or_insert_with(Compressor::new);
+                let sizes = ws.send_compressing(
+                    Opcode::Text,
+                    text.as_bytes(),
+                    compressor,
+                    &mut conn.output,
+                );
+                self.count_echo(conn.transport, sizes);
             }
-            (WsMessage::Binary(data), None) => ws.send(Opcode::Binary, &data, &mut conn.output),
+            (WsMessage::Binary(data), None) => {
+                let compressor = self.compressor.get_or_insert_with(Compressor::new);
+                let sizes =
+                    ws.send_compressing(Opcode::Binary, &data, compressor, &mut conn.output);
+                self.count_echo(conn.transport, sizes);
+            }
         }
         None
+    }
+
+    /// The server's compressor, made at its first use.
+    pub(super) fn compressor(&mut self) -> &mut Compressor {
+        self.compressor.get_or_insert_with(Compressor::new)
+    }
+
+    /// A channel message queued on a WebSocket: counted in the ledger as compressed when it went
+    /// out compressed, with the size of its uncompressed JSON object.
+    pub(super) fn count_deflated(
+        &mut self,
+        transport: Transport,
+        message: &delivery::Message,
+        unit: &SharedUnit,
+    ) {
+        if let Some(compressed) = delivery::ws_compressed_len(unit) {
+            let json = delivery::message_json(message).bytes.len();
+            self.ledger
+                .deflated_out(transport, compressed as u64, json as u64);
+        }
+    }
+
+    /// An echo that went out compressed.
+    fn count_echo(&mut self, transport: Transport, sizes: Option<(usize, usize)>) {
+        if let Some((compressed, uncompressed)) = sizes {
+            self.ledger
+                .deflated_out(transport, compressed as u64, uncompressed as u64);
+        }
     }
 
     /// A stream answered its request: one response, the backlog it replayed, and whether the

@@ -284,7 +284,7 @@ pub fn run(w: &Workload, progress: &dyn Fn(u64, &str)) -> Result<Report, String>
         Kind::Poll => format!("{base}/poll/{channel}?since=0"),
         Kind::LongPoll => format!("{base}/longpoll/{channel}?since=0"),
         Kind::Sse => format!("{base}/sse/{channel}?last_event_id=0"),
-        Kind::Ws => format!("{ws_base}/ws/{channel}?since=0"),
+        Kind::Ws | Kind::WsDeflate => format!("{ws_base}/ws/{channel}?since=0"),
     };
     let opts = Options {
         poll_interval: w.poll_interval,
@@ -292,7 +292,7 @@ pub fn run(w: &Workload, progress: &dyn Fn(u64, &str)) -> Result<Report, String>
     };
     let mut driver = Driver::new(Vec::new()).map_err(|e| e.to_string())?;
     let mut subs = Vec::new();
-    for (tag, kind) in Kind::ALL.into_iter().enumerate() {
+    for (tag, kind) in Kind::COMPARED.into_iter().enumerate() {
         let url = Url::parse(&template(kind))?;
         for i in 0..w.subscribers {
             let sub = Subscriber::new(
@@ -315,7 +315,7 @@ pub fn run(w: &Workload, progress: &dyn Fn(u64, &str)) -> Result<Report, String>
     driver.connect(publisher);
     let mut sink = CompareSink {
         tracks: (0..driver.len()).map(|_| Track::default()).collect(),
-        latency: (0..4)
+        latency: (0..Kind::COMPARED.len())
             .map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"))
             .collect(),
         dropped_at: None,
@@ -410,7 +410,7 @@ pub fn run(w: &Workload, progress: &dyn Fn(u64, &str)) -> Result<Report, String>
     driver.close_all();
     let elapsed = started.elapsed();
     progress(w.messages, "reading the ledger");
-    let mut totals = [Counters::default(); 4];
+    let mut totals = [Counters::default(); Kind::COMPARED.len()];
     let mut publish_counters = Counters::default();
     for (_, role) in driver.roles() {
         match role {
@@ -423,10 +423,17 @@ pub fn run(w: &Workload, progress: &dyn Fn(u64, &str)) -> Result<Report, String>
     let (ledgers, publish_ledger) = loop {
         let after = fetch_json(addr, &authority, "GET", "/stats")?;
         let view = |name: &str, c: &Counters| ledger_view(&before, &after, name, c);
-        let ledgers: Vec<LedgerView> = Kind::ALL
+        // Both WebSocket columns are one transport in the server's ledger: checked together.
+        let mut ws = Counters::default();
+        for (k, c) in Kind::COMPARED.iter().zip(&totals) {
+            if k.is_ws() {
+                ws.add(c);
+            }
+        }
+        let ledgers: Vec<LedgerView> = Kind::COMPARED
             .iter()
             .zip(&totals)
-            .map(|(k, c)| view(k.name(), c))
+            .map(|(k, c)| view(k.ledger_name(), if k.is_ws() { &ws } else { c }))
             .collect();
         let publish_ledger = view("publish", &publish_counters);
         let agree = ledgers.iter().all(|l| l.agrees) && publish_ledger.agrees;
@@ -435,7 +442,7 @@ pub fn run(w: &Workload, progress: &dyn Fn(u64, &str)) -> Result<Report, String>
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let columns: Vec<Column> = Kind::ALL
+    let columns: Vec<Column> = Kind::COMPARED
         .into_iter()
         .enumerate()
         .map(|(tag, kind)| {
@@ -521,7 +528,8 @@ fn column(
         },
         down_per_message: per(c.bytes_in),
         down_payload_per_message: per(c.payload_in),
-        down_overhead_per_message: per(c.bytes_in - c.payload_in),
+        // Negative for a compressed WebSocket when compression saves more than the framing costs.
+        down_overhead_per_message: round2((c.bytes_in as f64 - c.payload_in as f64) / delivered),
         stream_overhead_per_message: per(c
             .bytes_in
             .saturating_sub(c.payload_in + c.handshake_in + c.control_in)),

@@ -25,6 +25,8 @@ pub struct Head {
     pub last_modified: Option<String>,
     /// `Sec-WebSocket-Accept`, checked against the key sent in the upgrade.
     pub ws_accept: Option<String>,
+    /// `Sec-WebSocket-Extensions` of a 101.
+    pub ws_extensions: Option<String>,
 }
 
 impl Head {
@@ -93,6 +95,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
             head.last_modified = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
             head.ws_accept = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            head.ws_extensions = Some(text(h.value));
         }
     }
     Ok(Some(head))

@@ -66,7 +66,7 @@ pub fn claims(r: &Report) -> Vec<Claim> {
     let ws_frame_overhead = ws.stream_overhead_per_message;
     let c = |claim, verdict: String| Claim { claim, verdict };
     let loss = |col: &Column| format!("{} lost, {} duplicated", col.lost, col.duplicated);
-    vec![
+    let mut claims = vec![
         c(
             "direction: SSE, polls server → client only; WebSocket both ways",
             format!(
@@ -170,7 +170,23 @@ pub fn claims(r: &Report) -> Vec<Claim> {
                 loss(lp)
             ),
         ),
-    ]
+    ];
+    if let Some(d) = r.columns.iter().find(|c| c.transport == Kind::WsDeflate) {
+        claims.push(c(
+            "WebSocket compression (permessage-deflate) makes messages smaller on the wire",
+            format!(
+                "measured: {:.1} bytes down per message with permessage-deflate against {:.1} without \
+                 ({:.1} bytes of payload each; the server compresses a message once and shares the \
+                 frame, keeping no context; short messages that would not shrink go uncompressed), \
+                 {}",
+                d.down_per_message,
+                ws.down_per_message,
+                d.down_payload_per_message,
+                loss(d)
+            ),
+        ));
+    }
+    claims
 }
 
 /// The rows of the table: a label and one cell per transport.

@@ -14,7 +14,10 @@ use serde::Serialize;
 
 use super::http::{Head, ResponseReader, get_request};
 use super::url::Url;
-use super::ws::{FrameReader, Incoming, Nonces, check_handshake, client_frame, upgrade_request};
+use super::ws::{
+    DEFLATE_OFFER, FrameReader, Incoming, Nonces, accepted_deflate, check_handshake, client_frame,
+    upgrade_request_with,
+};
 use crate::sse;
 use crate::websocket::Opcode;
 
@@ -30,11 +33,35 @@ pub enum Kind {
     Sse,
     /// WebSocket: one upgraded connection.
     Ws,
+    /// A WebSocket that offers permessage-deflate (RFC 7692) and inflates what it receives.
+    #[serde(rename = "ws_deflate")]
+    WsDeflate,
 }
 
 impl Kind {
     /// Every kind, in report order.
     pub const ALL: [Kind; 4] = [Kind::Poll, Kind::LongPoll, Kind::Sse, Kind::Ws];
+    /// The columns of `pushwire compare`: the four transports and WebSocket with compression.
+    pub const COMPARED: [Kind; 5] = [
+        Kind::Poll,
+        Kind::LongPoll,
+        Kind::Sse,
+        Kind::Ws,
+        Kind::WsDeflate,
+    ];
+
+    /// Either WebSocket kind.
+    pub fn is_ws(self) -> bool {
+        matches!(self, Kind::Ws | Kind::WsDeflate)
+    }
+
+    /// The server's ledger transport this kind is counted under.
+    pub fn ledger_name(self) -> &'static str {
+        match self {
+            Kind::WsDeflate => "ws",
+            other => other.name(),
+        }
+    }
 
     /// The lowercase name used on the command line and in reports (`longpoll`, `ws`).
     pub fn name(self) -> &'static str {
@@ -43,6 +70,7 @@ impl Kind {
             Kind::LongPoll => "longpoll",
             Kind::Sse => "sse",
             Kind::Ws => "ws",
+            Kind::WsDeflate => "ws_deflate",
         }
     }
 
@@ -57,7 +85,7 @@ impl Kind {
             Kind::Poll => "next poll carries since= cursor",
             Kind::LongPoll => "re-arms at once with since= cursor",
             Kind::Sse => "reconnects after retry: with Last-Event-ID",
-            Kind::Ws => "application reconnects with ?since=",
+            Kind::Ws | Kind::WsDeflate => "application reconnects with ?since=",
         }
     }
 }
@@ -238,7 +266,7 @@ impl Subscriber {
         match self.kind {
             Kind::Poll => self.counters.responses > 0,
             Kind::LongPoll => self.state == State::Awaiting,
-            Kind::Sse | Kind::Ws => self.state == State::Streaming,
+            Kind::Sse | Kind::Ws | Kind::WsDeflate => self.state == State::Streaming,
         }
     }
 
@@ -296,10 +324,11 @@ impl Subscriber {
                 get_request(&self.url.authority, &self.url.target, &extra, out);
                 self.counters.handshake_out += (out.len() - start) as u64;
             }
-            Kind::Ws => {
+            Kind::Ws | Kind::WsDeflate => {
                 self.key = self.nonces.key();
                 let target = self.url.target_with(&since.into_iter().collect::<Vec<_>>());
-                upgrade_request(&self.url.authority, &target, &self.key, out);
+                let offer = (self.kind == Kind::WsDeflate).then_some(DEFLATE_OFFER);
+                upgrade_request_with(&self.url.authority, &target, &self.key, offer, out);
                 self.counters.handshake_out += (out.len() - start) as u64;
             }
         }
@@ -348,7 +377,7 @@ impl Subscriber {
                 .sse
                 .retry()
                 .map_or(self.opts.sse_default_retry, Duration::from_millis),
-            Kind::Ws => self.opts.ws_reconnect,
+            Kind::Ws | Kind::WsDeflate => self.opts.ws_reconnect,
         }
     }
 
@@ -378,7 +407,7 @@ impl Subscriber {
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
-            if self.state == State::Streaming && self.kind == Kind::Ws {
+            if self.state == State::Streaming && self.kind.is_ws() {
                 let (n, next) = self.read_frames(rest, now, out, sink)?;
                 return Ok((pos + n, next));
             }
@@ -419,11 +448,15 @@ impl Subscriber {
     /// A response head: streams start here. `Some(next)` ends the call.
     fn on_head(&mut self, head: &Head, now: Instant) -> Result<Option<Next>, String> {
         match self.kind {
-            Kind::Ws => {
+            Kind::Ws | Kind::WsDeflate => {
                 check_handshake(head, &self.key)?;
                 self.counters.handshake_in += head.len as u64;
                 self.state = State::Streaming;
-                self.frames = FrameReader::new();
+                self.frames = match self.kind {
+                    Kind::WsDeflate if accepted_deflate(head) => FrameReader::with_deflate(),
+                    Kind::WsDeflate => return Err("the server declined permessage-deflate".into()),
+                    _ => FrameReader::new(),
+                };
                 Ok(Some(Next::Read))
             }
             Kind::Sse => {

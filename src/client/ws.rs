@@ -5,7 +5,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::http::Head;
+use crate::websocket::deflate::Inflater;
 use crate::websocket::{FrameHead, Opcode, accept_key, apply_mask, encode_masked_frame};
+
+/// What a compressing client offers: permessage-deflate as browsers send it (RFC 7692 §7.1).
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// The largest message the client inflates (a server's message past it is an error).
+const MAX_INFLATED: usize = 64 << 20;
 
 /// Masking keys and handshake nonces. RFC 6455 §10.3 asks browsers for unpredictable masks so a
 /// script cannot choose the bytes on the wire; a measuring tool only needs them to vary.
@@ -45,17 +52,34 @@ impl Nonces {
 
 /// The upgrade request (RFC 6455 §4.1).
 pub fn upgrade_request(authority: &str, target: &str, key: &str, out: &mut Vec<u8>) {
-    super::http::get_request(
-        authority,
-        target,
-        &[
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", key),
-            ("Sec-WebSocket-Version", "13"),
-        ],
-        out,
-    );
+    upgrade_request_with(authority, target, key, None, out);
+}
+
+/// The upgrade request offering `extensions` (`Sec-WebSocket-Extensions`), if any.
+pub fn upgrade_request_with(
+    authority: &str,
+    target: &str,
+    key: &str,
+    extensions: Option<&str>,
+    out: &mut Vec<u8>,
+) {
+    let mut headers = vec![
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    if let Some(e) = extensions {
+        headers.push(("Sec-WebSocket-Extensions", e));
+    }
+    super::http::get_request(authority, target, &headers, out);
+}
+
+/// Whether the server's 101 accepted permessage-deflate.
+pub fn accepted_deflate(head: &Head) -> bool {
+    head.ws_extensions
+        .as_deref()
+        .is_some_and(|e| e.trim_start().starts_with("permessage-deflate"))
 }
 
 /// Checks the server's answer to the upgrade: `101` with the accept value our key calls for.
@@ -99,18 +123,45 @@ pub struct FrameBytes {
     pub control: usize,
 }
 
-/// Reads the server's frames; fragmented messages are joined.
+/// Reads the server's frames; fragmented messages are joined, compressed ones inflated.
 #[derive(Debug, Default)]
 pub struct FrameReader {
     fragments: Vec<u8>,
     fragmented: Option<Opcode>,
     scratch: Vec<u8>,
+    /// permessage-deflate was negotiated: messages with RSV1 are inflated (the server keeps no
+    /// context, but a kept inflater decodes that too).
+    inflater: Option<Inflater>,
+    /// The message being joined is compressed.
+    compressed: bool,
+    inflated: Vec<u8>,
 }
 
 impl FrameReader {
     /// A reader expecting a frame head, with no message under way.
     pub fn new() -> FrameReader {
         FrameReader::default()
+    }
+
+    /// A reader for a connection that negotiated permessage-deflate.
+    pub fn with_deflate() -> FrameReader {
+        FrameReader {
+            inflater: Some(Inflater::new()),
+            ..FrameReader::default()
+        }
+    }
+
+    /// Inflates a whole compressed message's payload into `self.inflated`.
+    fn inflate(&mut self, payload: &[u8]) -> Result<(), String> {
+        let inflater = self
+            .inflater
+            .as_mut()
+            .ok_or("a compressed frame, and permessage-deflate was not negotiated")?;
+        self.inflated.clear();
+        inflater
+            .inflate(payload, &mut self.inflated, MAX_INFLATED)
+            .and_then(|()| inflater.finish(&mut self.inflated, MAX_INFLATED))
+            .map_err(|e| format!("cannot inflate a message: {e:?}"))
     }
 
     /// Consumes every complete frame at the start of `input`, calling `f` for each message and
@@ -148,11 +199,19 @@ impl FrameReader {
                 tally.heads += head_len;
                 tally.data += len;
             }
+            let rsv1 = head.rsv & 0b100 != 0;
             match head.opcode {
                 Opcode::Ping => f(Incoming::Ping(payload)),
                 Opcode::Pong => f(Incoming::Pong(payload)),
                 Opcode::Close => f(Incoming::Close(payload)),
                 Opcode::Text | Opcode::Binary if head.fin && self.fragmented.is_none() => {
+                    let payload = if rsv1 {
+                        let payload = payload.to_vec();
+                        self.inflate(&payload)?;
+                        &self.inflated[..]
+                    } else {
+                        payload
+                    };
                     f(if head.opcode == Opcode::Text {
                         Incoming::Text(payload)
                     } else {
@@ -161,13 +220,19 @@ impl FrameReader {
                 }
                 Opcode::Text | Opcode::Binary if self.fragmented.is_none() => {
                     self.fragmented = Some(head.opcode);
+                    self.compressed = rsv1;
                     self.fragments.clear();
                     self.fragments.extend_from_slice(payload);
                 }
                 Opcode::Continuation if self.fragmented.is_some() => {
                     self.fragments.extend_from_slice(payload);
                     if head.fin {
-                        let whole = std::mem::take(&mut self.fragments);
+                        let mut whole = std::mem::take(&mut self.fragments);
+                        if std::mem::take(&mut self.compressed) {
+                            self.inflate(&whole)?;
+                            whole.clear();
+                            whole.extend_from_slice(&self.inflated);
+                        }
                         f(match self.fragmented.take() {
                             Some(Opcode::Binary) => Incoming::Binary(&whole),
                             _ => Incoming::Text(&whole),

@@ -15,7 +15,7 @@
 pub mod report;
 mod stats;
 
-pub use stats::{LatencySummary, TransportStats};
+pub use stats::{Deflated, LatencySummary, TransportStats};
 
 use std::fmt;
 
@@ -105,13 +105,16 @@ pub enum Category {
     Heartbeats,
     /// The published message's own bytes.
     Payload,
+    /// Payload of compressed WebSocket frames (permessage-deflate): message and JSON envelope
+    /// deflated together, so neither can be told apart on the wire.
+    WsCompressed,
     /// Bodies of refused requests, error texts, bytes of a broken stream.
     Other,
 }
 
 impl Category {
     /// Every category, in the order of [`Category::index`] and of reports.
-    pub const ALL: [Category; 12] = [
+    pub const ALL: [Category; 13] = [
         Category::RequestHead,
         Category::ResponseHead,
         Category::ChunkFraming,
@@ -123,6 +126,7 @@ impl Category {
         Category::ControlFrames,
         Category::Heartbeats,
         Category::Payload,
+        Category::WsCompressed,
         Category::Other,
     ];
     /// Number of categories: the length of a [`ByCategory`] array.
@@ -142,6 +146,7 @@ impl Category {
             Category::ControlFrames => "control_frames",
             Category::Heartbeats => "heartbeats",
             Category::Payload => "payload",
+            Category::WsCompressed => "ws_compressed",
             Category::Other => "other",
         }
     }
@@ -329,6 +334,24 @@ impl Ledger {
         }
     }
 
+    /// One compressed WebSocket message sent: its payload on the wire and uncompressed.
+    pub fn deflated_out(&mut self, transport: Transport, compressed: u64, uncompressed: u64) {
+        if let Some(s) = self.stats_mut(transport) {
+            s.deflate_out.messages += 1;
+            s.deflate_out.compressed += compressed;
+            s.deflate_out.uncompressed += uncompressed;
+        }
+    }
+
+    /// Compressed WebSocket messages received: their payload on the wire and inflated.
+    pub fn inflated_in(&mut self, transport: Transport, tally: Deflated) {
+        if let Some(s) = self.stats_mut(transport) {
+            s.deflate_in.messages += tally.messages;
+            s.deflate_in.compressed += tally.compressed;
+            s.deflate_in.uncompressed += tally.uncompressed;
+        }
+    }
+
     /// Publish-to-first-byte latency of one delivery, in microseconds.
     pub fn latency(&mut self, transport: Transport, micros: u64) {
         if let Some(s) = self.stats_mut(transport) {
@@ -405,6 +428,7 @@ mod tests {
                 "control_frames",
                 "heartbeats",
                 "payload",
+                "ws_compressed",
                 "other"
             ]
         );

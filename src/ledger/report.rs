@@ -19,7 +19,7 @@ pub fn render_table(stats: &Value) -> String {
         .collect();
     /// A row: its label, and how to compute a transport's cell.
     type Row<'a> = (&'a str, &'a dyn Fn(&Value) -> String);
-    let rows: [Row; 16] = [
+    let rows: [Row; 17] = [
         ("connections", &|t| number(&t["connections"])),
         ("requests", &|t| number(&t["requests"])),
         ("messages delivered", &|t| number(&t["messages"])),
@@ -48,6 +48,9 @@ pub fn render_table(stats: &Value) -> String {
         ("latency p99", &|t| latency(&t["latency_us"], "p99")),
         ("latency max", &|t| latency(&t["latency_us"], "max")),
         ("slow disconnects", &|t| number(&t["slow_disconnects"])),
+        ("deflate ratio out", &|t| {
+            number(&t["deflate"]["out"]["ratio"])
+        }),
     ];
     let _ = write!(out, "{:<LABEL$}", "");
     for (name, _) in &columns {

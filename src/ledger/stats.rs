@@ -19,6 +19,33 @@ pub struct LatencySummary {
     pub max: u64,
 }
 
+/// Compressed WebSocket messages (permessage-deflate) in one direction: how many, their payload
+/// bytes on the wire and what those inflate to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deflated {
+    /// Compressed messages counted.
+    pub messages: u64,
+    /// Payload bytes as sent (category `ws_compressed`).
+    pub compressed: u64,
+    /// The same messages uncompressed (JSON envelope included for channel messages).
+    pub uncompressed: u64,
+}
+
+impl Deflated {
+    fn to_json(self) -> Value {
+        json!({
+            "messages": self.messages,
+            "compressed_bytes": self.compressed,
+            "uncompressed_bytes": self.uncompressed,
+            "compressed_per_message": per(self.compressed, self.messages),
+            "uncompressed_per_message": per(self.uncompressed, self.messages),
+            "ratio": if self.uncompressed == 0 { Value::Null } else {
+                json!((self.compressed as f64 / self.uncompressed as f64 * 10_000.0).round() / 10_000.0)
+            },
+        })
+    }
+}
+
 /// Everything the ledger knows about one transport: bytes each way by category, the
 /// [`Counter`]s, and a latency histogram (1 µs to 1 h, 3 significant digits).
 #[derive(Debug)]
@@ -34,6 +61,7 @@ pub struct TransportStats {
     /// [`Counter::Responses`]: responses queued, a stream's counted once.
     pub responses: u64,
     /// [`Counter::Messages`]: messages delivered to subscribers.
+    /// Compressed messages counted.
     pub messages: u64,
     /// [`Counter::Empty`]: answers that carried no message.
     pub empty: u64,
@@ -45,6 +73,10 @@ pub struct TransportStats {
     pub read_syscalls: u64,
     /// [`Counter::WriteSyscalls`]: `write` calls, successful or not.
     pub write_syscalls: u64,
+    /// Compressed messages sent.
+    pub deflate_out: Deflated,
+    /// Compressed messages received.
+    pub deflate_in: Deflated,
     latency: Histogram<u64>,
 }
 
@@ -62,6 +94,8 @@ impl Default for TransportStats {
             slow_disconnects: 0,
             read_syscalls: 0,
             write_syscalls: 0,
+            deflate_out: Deflated::default(),
+            deflate_in: Deflated::default(),
             // 1 µs to 1 hour at 3 significant digits; the bounds are valid constants.
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
         }
@@ -152,6 +186,7 @@ impl TransportStats {
             "slow_disconnects": self.slow_disconnects,
             "read_syscalls": self.read_syscalls,
             "write_syscalls": self.write_syscalls,
+            "deflate": { "out": self.deflate_out.to_json(), "in": self.deflate_in.to_json() },
             "latency_us": {
                 "count": lat.count, "p50": lat.p50, "p90": lat.p90, "p99": lat.p99, "max": lat.max,
             },

@@ -40,6 +40,7 @@ impl Server {
                 kind: unit.kind,
                 bytes: unit.bytes,
                 len: unit.len,
+                inflated: unit.inflated,
             };
             self.emit(&record);
         }

@@ -9,7 +9,15 @@
 //! input a session throws away (an event stream ignores what its client sends).
 use super::{Direction, UnitKind};
 use crate::http1::{BodyFraming, HeadReader, Limits};
-use crate::websocket::FrameHead;
+use crate::websocket::deflate::Inflater;
+use crate::websocket::{FrameHead, Opcode, apply_mask};
+
+/// Inflated bytes kept per compressed frame for the trace's preview.
+const INFLATED_PREVIEW: usize = 1024;
+
+/// What one piece of a compressed frame may inflate to before the dissector gives up on
+/// inflating the message (a decompression bomb costs it no more than this, transiently).
+const MAX_INFLATE_STEP: usize = 1024 * 1024;
 
 /// An HTTP head still without its blank line past this size is no head the server accepts (its
 /// own limit is 16 KiB by default); the dissector stops looking and shows the bytes as unframed.
@@ -38,6 +46,8 @@ pub struct Unit {
     pub bytes: Vec<u8>,
     /// Its length on the wire.
     pub len: usize,
+    /// For a frame of a compressed WebSocket message, the start of what it inflates to.
+    pub inflated: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +89,24 @@ pub struct Dissector {
     lead: usize,
     /// Payload bytes a unit keeps (`None`: all, for sent units).
     keep: Option<usize>,
+    /// permessage-deflate, followed as Wireshark does: one inflater per direction, kept across
+    /// messages (its 32 KiB window decodes a peer that keeps its context and one that does not).
+    /// Made at the first frame with RSV1; every compressed payload byte passes through it once.
+    inflater: Option<Box<Inflater>>,
+    /// A compressed message is in progress (its later frames carry no RSV1).
+    in_compressed: bool,
+    /// The current frame's inflation: its masking key and offset, whether it ends its message,
+    /// and the preview so far.
+    inflating: Option<Inflating>,
+}
+
+/// The inflation of the frame being cut.
+#[derive(Debug)]
+struct Inflating {
+    mask: Option<[u8; 4]>,
+    offset: usize,
+    fin: bool,
+    preview: Vec<u8>,
 }
 
 /// How a search for a delimiter went.
@@ -120,6 +148,9 @@ impl Dissector {
             scanned: 0,
             lead: 0,
             keep: (direction == Direction::Received).then_some(DEFAULT_KEEP),
+            inflater: None,
+            in_compressed: false,
+            inflating: None,
         }
     }
 
@@ -200,6 +231,10 @@ impl Dissector {
                 State::FrameHead => self.frame_head(input, units),
                 State::FramePayload { remaining } => {
                     let (n, done) = self.payload_of(input, remaining);
+                    self.inflate_piece(&input[..n]);
+                    if done {
+                        self.end_inflation();
+                    }
                     self.state = match done {
                         true => {
                             self.emit(UnitKind::WsFrame, units);
@@ -270,6 +305,7 @@ impl Dissector {
             kind,
             bytes: std::mem::take(&mut self.kept),
             len: self.len,
+            inflated: self.inflating.take().map(|i| i.preview),
         });
         self.len = 0;
         self.payload_at = 0;
@@ -367,6 +403,67 @@ impl Dissector {
         n
     }
 
+    /// Follows compressed messages (RSV1 on their first frame, RFC 7692 §6): a data frame of one
+    /// has its payload inflated as it passes.
+    fn begin_inflation(&mut self, head: &FrameHead) {
+        if head.opcode.is_control() {
+            return;
+        }
+        if head.opcode != Opcode::Continuation {
+            self.in_compressed = head.rsv & 0b100 != 0;
+        }
+        if self.in_compressed {
+            self.inflating = Some(Inflating {
+                mask: head.mask,
+                offset: 0,
+                fin: head.fin,
+                preview: Vec::new(),
+            });
+        }
+    }
+
+    /// Inflates a piece of the current frame's payload, keeping the preview's worth.
+    fn inflate_piece(&mut self, piece: &[u8]) {
+        let Some(frame) = &mut self.inflating else {
+            return;
+        };
+        let mut payload = piece.to_vec();
+        if let Some(key) = frame.mask {
+            apply_mask(&mut payload, key, frame.offset);
+        }
+        frame.offset += piece.len();
+        let inflater = self.inflater.get_or_insert_with(Default::default);
+        let mut out = Vec::new();
+        if inflater
+            .inflate(&payload, &mut out, MAX_INFLATE_STEP)
+            .is_err()
+        {
+            // Invalid or a bomb: the window is no longer known, later messages start afresh.
+            inflater.reset();
+            self.in_compressed = false;
+        }
+        let room = INFLATED_PREVIEW.saturating_sub(frame.preview.len());
+        frame.preview.extend_from_slice(&out[..room.min(out.len())]);
+    }
+
+    /// The current frame is complete: a message's last frame inflates the trailer its sender
+    /// removed (RFC 7692 §7.2.2).
+    fn end_inflation(&mut self) {
+        let (Some(frame), Some(inflater)) = (&mut self.inflating, &mut self.inflater) else {
+            return;
+        };
+        if !frame.fin {
+            return;
+        }
+        self.in_compressed = false;
+        let mut out = Vec::new();
+        if inflater.finish(&mut out, MAX_INFLATE_STEP).is_err() {
+            inflater.reset();
+        }
+        let room = INFLATED_PREVIEW.saturating_sub(frame.preview.len());
+        frame.preview.extend_from_slice(&out[..room.min(out.len())]);
+    }
+
     /// A WebSocket frame header (at most 14 bytes), then its payload.
     fn frame_head(&mut self, input: &[u8], units: &mut Vec<Unit>) -> usize {
         const MAX_FRAME_HEAD: usize = 14;
@@ -384,7 +481,9 @@ impl Dissector {
                 self.kept.truncate(head_len);
                 self.len = head_len;
                 self.payload_at = head_len;
+                self.begin_inflation(&head);
                 if head.payload_len == 0 {
+                    self.end_inflation();
                     self.emit(UnitKind::WsFrame, units);
                 } else {
                     self.state = State::FramePayload {
@@ -572,5 +671,71 @@ mod tests {
                 "every byte counted once"
             );
         }
+    }
+
+    /// A frame with any head: the payload masked when the head says so.
+    fn frame_bytes(head: FrameHead, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        head.encode(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = head.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        out
+    }
+
+    #[test]
+    fn inflates_compressed_messages_across_fragments_and_context() {
+        let mut d = Dissector::joining(Direction::Received, None, true);
+        // RFC 7692 §7.2.3: "Hello" compressed, cut in two fragments (RSV1 on the first only),
+        // a ping between, then "Hello" again relying on the first message's window.
+        let mut wire = frame_bytes(
+            FrameHead {
+                fin: false,
+                rsv: 0b100,
+                opcode: Opcode::Text,
+                mask: Some([1, 2, 3, 4]),
+                payload_len: 3,
+            },
+            &[0xf2, 0x48, 0xcd],
+        );
+        let mut ping = Vec::new();
+        crate::websocket::encode_masked_frame(true, Opcode::Ping, b"", [9; 4], &mut ping);
+        wire.extend(ping);
+        let mut tail = Vec::new();
+        crate::websocket::encode_masked_frame(
+            true,
+            Opcode::Continuation,
+            &[0xc9, 0xc9, 0x07, 0x00],
+            [5; 4],
+            &mut tail,
+        );
+        wire.extend(tail);
+        let mut again = frame_bytes(
+            FrameHead {
+                fin: true,
+                rsv: 0b100,
+                opcode: Opcode::Text,
+                mask: None,
+                payload_len: 5,
+            },
+            &[0xf2, 0x00, 0x11, 0x00, 0x00],
+        );
+        wire.append(&mut again);
+        let mut units = Vec::new();
+        for b in &wire {
+            d.feed(std::slice::from_ref(b), &mut units);
+        }
+        let inflated: Vec<Option<&[u8]>> = units.iter().map(|u| u.inflated.as_deref()).collect();
+        assert_eq!(
+            inflated,
+            [
+                Some(&b"He"[..]),
+                None,
+                Some(&b"llo"[..]),
+                Some(&b"Hello"[..])
+            ]
+        );
     }
 }

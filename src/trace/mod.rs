@@ -105,6 +105,8 @@ pub struct Record {
     pub bytes: Vec<u8>,
     /// The unit's length on the wire.
     pub len: usize,
+    /// For a frame of a compressed WebSocket message, the start of what it inflates to.
+    pub inflated: Option<Vec<u8>>,
 }
 
 /// Which records a sink wants.

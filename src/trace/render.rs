@@ -90,6 +90,8 @@ impl Record {
                 chunk_parts(&self.bytes, self.len).map_or(0, |(_, _, len)| len)
             }
             UnitKind::SseEvents => EventView::new(&self.bytes).payload_len(),
+            // Compressed frames carry no payload byte as such: the ledger counts them apart.
+            UnitKind::WsFrame if self.inflated.is_some() => 0,
             UnitKind::WsFrame => match ws_parts(&self.bytes) {
                 Some((head, payload)) if !head.opcode.is_control() => match self.direction {
                     // A received frame keeps only a preview of its payload: its head says all.
@@ -144,7 +146,12 @@ impl Record {
                         u16::from_be_bytes([payload[0], payload[1]]),
                         preview(&payload[2..], limit)
                     ),
-                    _ => format!("{head} {}", preview(&payload, limit)),
+                    _ => match &self.inflated {
+                        Some(inflated) => {
+                            format!("{head} inflated {}", preview(inflated, limit))
+                        }
+                        None => format!("{head} {}", preview(&payload, limit)),
+                    },
                 },
                 None => format!("FRAME (error: malformed) {}", preview(b, limit)),
             },
@@ -173,11 +180,26 @@ impl Record {
         let mut tree = String::new();
         self.dissect(limit, &mut tree);
         let payload = self.payload_len();
-        let _ = writeln!(
-            tree,
-            "Overhead: {} bytes, payload: {payload} bytes",
-            self.len.saturating_sub(payload)
-        );
+        match (
+            &self.inflated,
+            FrameHead::decode(&self.bytes).ok().flatten(),
+        ) {
+            (Some(_), Some((head, _))) => {
+                let _ = writeln!(
+                    tree,
+                    "Overhead: {} bytes, compressed payload: {} bytes",
+                    self.len.saturating_sub(head.payload_len as usize),
+                    head.payload_len
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    tree,
+                    "Overhead: {} bytes, payload: {payload} bytes",
+                    self.len.saturating_sub(payload)
+                );
+            }
+        }
         for line in tree.lines() {
             let _ = writeln!(out, "      {line}");
         }
@@ -236,6 +258,13 @@ impl Record {
                     let _ = writeln!(out, "    Unmasked payload: {}", preview(&payload, limit));
                 } else if let Some((_, payload)) = ws_parts(b) {
                     let _ = writeln!(out, "    Payload: {}", preview(&payload, limit));
+                }
+                if let Some(inflated) = &self.inflated {
+                    let _ = writeln!(
+                        out,
+                        "    Per-message compressed (RSV1): inflated payload {}",
+                        preview(inflated, limit)
+                    );
                 }
             }
             UnitKind::Unframed => {
@@ -344,6 +373,7 @@ mod tests {
             kind,
             bytes: bytes.to_vec(),
             len: bytes.len(),
+            inflated: None,
         }
     }
 
@@ -371,6 +401,28 @@ mod tests {
             "Unmasked payload: \"Hello\"",
             "Overhead: 6 bytes, payload: 5 bytes",
             "0000  81 85 37 fa",
+        ] {
+            assert!(tree.contains(expected), "{expected:?} missing in\n{tree}");
+        }
+    }
+
+    #[test]
+    fn renders_a_compressed_frame_with_rsv1_and_its_inflated_preview() {
+        let mut r = record(
+            Direction::Sent,
+            Transport::Ws,
+            UnitKind::WsFrame,
+            &[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        );
+        r.inflated = Some(b"Hello".to_vec());
+        assert_eq!(r.summary(64), "TEXT fin rsv=0x4 len=7 inflated \"Hello\"");
+        assert_eq!(r.payload_len(), 0);
+        let mut tree = String::new();
+        r.render(Detail::Tree, 64, &mut tree);
+        for expected in [
+            "Reserved: 0x4",
+            "Per-message compressed (RSV1): inflated payload \"Hello\"",
+            "Overhead: 2 bytes, compressed payload: 7 bytes",
         ] {
             assert!(tree.contains(expected), "{expected:?} missing in\n{tree}");
         }

@@ -14,9 +14,11 @@
 use std::time::{Duration, Instant};
 
 use super::close::CloseCode;
-use super::frame::{Opcode, encode_frame, frame_len};
+use super::deflate::Compressor;
+use super::extension::Agreement;
+use super::frame::{Opcode, encode_compressed_frame, encode_frame, frame_len};
 use super::session::{Event, Session, State};
-use crate::ledger::{ByCategory, Category, Layout};
+use crate::ledger::{ByCategory, Category, Deflated, Layout};
 use crate::outbuf::{OutQueue, Segment, SharedUnit};
 
 /// Payload of the server's pings.
@@ -56,6 +58,8 @@ pub struct Received {
     pub tally: ByCategory,
     /// The data messages completed, in order.
     pub messages: Vec<Message>,
+    /// The compressed ones among them: payload on the wire and inflated.
+    pub inflated: Deflated,
     /// Whether anything happened (a frame completed, a control frame was queued): the caller
     /// calls again while this is true.
     pub progressed: bool,
@@ -66,6 +70,8 @@ pub struct Received {
 pub struct Endpoint {
     settings: Settings,
     session: Session,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Agreement>,
     next_ping: Instant,
     /// Set while a ping waits for its pong.
     pong_due: Option<Instant>,
@@ -91,8 +97,18 @@ fn push_frame(out: &mut OutQueue, opcode: Opcode, body: &[u8], category: Categor
 impl Endpoint {
     /// An open endpoint whose first ping is due one `ping_interval` after `now`.
     pub fn new(settings: Settings, now: Instant) -> Endpoint {
+        Endpoint::with_deflate(settings, None, now)
+    }
+
+    /// An endpoint that negotiated permessage-deflate as `agreement` says (`None`: it did not).
+    pub fn with_deflate(
+        settings: Settings,
+        agreement: Option<Agreement>,
+        now: Instant,
+    ) -> Endpoint {
         Endpoint {
-            session: Session::new(settings.max_message_size),
+            session: Session::with_deflate(settings.max_message_size, agreement),
+            deflate: agreement,
             settings,
             next_ping: now + settings.ping_interval,
             pong_due: None,
@@ -130,11 +146,17 @@ impl Endpoint {
             (Category::WsFrameHeader, tally.frame_header),
             (Category::WsMaskKey, tally.mask_key),
             (Category::Payload, tally.payload),
+            (Category::WsCompressed, tally.compressed),
             (Category::ControlFrames, tally.control),
             (Category::Other, tally.dropped),
         ] {
             received.tally[category.index()] += n;
         }
+        received.inflated = Deflated {
+            messages: tally.compressed_messages,
+            compressed: tally.compressed,
+            uncompressed: tally.inflated,
+        };
         // Bytes after a frame that broke the rules, never parsed.
         received.tally[Category::Other.index()] += unframed as u64;
         // What the session owes goes out before the answers to this frame's events, which the
@@ -172,6 +194,55 @@ impl Endpoint {
         if self.session.can_send_data() {
             push_frame(out, opcode, payload, Category::Payload);
         }
+    }
+
+    /// The permessage-deflate parameters negotiated, if any: which shared frame a channel message
+    /// takes (see `crate::delivery::ws_frame_for`).
+    pub fn deflate(&self) -> Option<Agreement> {
+        self.deflate
+    }
+
+    /// Sends one data message made for this connection (an echo), compressed with `compressor`
+    /// when permessage-deflate was negotiated and compression makes it smaller. Returns the
+    /// compressed and uncompressed payload sizes when it went compressed.
+    pub fn send_compressing(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+        compressor: &mut Compressor,
+        out: &mut OutQueue,
+    ) -> Option<(usize, usize)> {
+        if !self.session.can_send_data() {
+            return None;
+        }
+        let mut deflated = Vec::new();
+        match self.deflate {
+            Some(agreement)
+                if compressor.compress(
+                    payload,
+                    agreement.server_max_window_bits,
+                    &mut deflated,
+                ) =>
+            {
+                let mut frame = Vec::with_capacity(frame_len(deflated.len()));
+                encode_compressed_frame(opcode, &deflated, &mut frame);
+                let layout = Layout::from_runs(&[
+                    (Category::WsFrameHeader, frame.len() - deflated.len()),
+                    (Category::WsCompressed, deflated.len()),
+                ]);
+                out.push(Segment::Owned(frame), layout);
+                Some((deflated.len(), payload.len()))
+            }
+            _ => {
+                push_frame(out, opcode, payload, Category::Payload);
+                None
+            }
+        }
+    }
+
+    /// Whether the session holds an inflater now (see [`Session::holds_inflater`]).
+    pub fn holds_inflater(&self) -> bool {
+        self.session.holds_inflater()
     }
 
     /// Sends a text frame of JSON the server writes (a gap or reset notice).

@@ -15,7 +15,8 @@ pub enum ProtocolError {
     /// A client frame without a masking key (RFC 6455 §5.1 "a server MUST close the connection
     /// upon receiving a frame that is not masked") → 1002.
     UnmaskedFrame,
-    /// RSV1-3 set while no extension was negotiated (RFC 6455 §5.2) → 1002.
+    /// An RSV bit set that no negotiated extension defines (RFC 6455 §5.2), or RSV1 on a control
+    /// frame or a continuation frame with permessage-deflate (RFC 7692 §6.1) → 1002.
     ReservedBitsSet {
         /// The three RSV bits, RSV1 = `0b100`.
         rsv: u8,
@@ -59,14 +60,26 @@ pub enum ProtocolError {
     },
     /// A Close reason that is not valid UTF-8 (RFC 6455 §5.5.1) → 1007.
     InvalidCloseReason,
+    /// A compressed message inflates past the configured maximum (RFC 7692 §8: a decompression
+    /// bomb is stopped while inflating) → 1009.
+    InflatedTooBig {
+        /// The configured maximum message size in bytes.
+        max: usize,
+    },
+    /// The payload of a compressed message is not valid DEFLATE data (RFC 7692 §7.2.2) → 1007.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close status code the server sends when failing the connection for this error.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::MessageTooBig { .. } => CloseCode::TooBig,
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => CloseCode::Invalid,
+            ProtocolError::MessageTooBig { .. } | ProtocolError::InflatedTooBig { .. } => {
+                CloseCode::TooBig
+            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::Invalid,
             ProtocolError::LengthOverflow
             | ProtocolError::UnmaskedFrame
             | ProtocolError::ReservedBitsSet { .. }
@@ -103,6 +116,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::CloseFrameTooShort => f.write_str("close payload of one byte"),
             ProtocolError::InvalidCloseCode { code } => write!(f, "invalid close code {code}"),
             ProtocolError::InvalidCloseReason => f.write_str("invalid utf-8 in close reason"),
+            ProtocolError::InflatedTooBig { max } => {
+                write!(f, "message inflates past {max} bytes")
+            }
+            ProtocolError::InvalidCompressedData => f.write_str("invalid compressed data"),
         }
     }
 }
@@ -145,6 +162,8 @@ mod tests {
             ProtocolError::CloseFrameTooShort,
             ProtocolError::InvalidCloseCode { code: 1005 },
             ProtocolError::InvalidCloseReason,
+            ProtocolError::InflatedTooBig { max: usize::MAX },
+            ProtocolError::InvalidCompressedData,
         ];
         for e in all {
             let s = e.to_string();

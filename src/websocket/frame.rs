@@ -294,6 +294,21 @@ pub fn encode_frame(opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Appends one unmasked, final server frame with RSV1 set (RFC 7692 §6: the first frame of a
+/// compressed message) carrying an already compressed payload.
+pub fn encode_compressed_frame(opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
+    let head = FrameHead {
+        fin: true,
+        rsv: 0b100,
+        opcode,
+        mask: None,
+        payload_len: u64::try_from(payload.len()).unwrap_or(u64::MAX),
+    };
+    out.reserve(head.encoded_len().saturating_add(payload.len()));
+    head.encode(out);
+    out.extend_from_slice(payload);
+}
+
 /// Appends one masked client frame (head, masking key, masked payload) to `out`: what a client
 /// sends (RFC 6455 §5.3). The server never sends one; tests, benches, fuzzing and client tools do.
 pub fn encode_masked_frame(

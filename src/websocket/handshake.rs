@@ -8,6 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest, Sha1};
 
+use super::extension::Agreement;
+
 /// Appended to the client's key before hashing (RFC 6455 §1.3).
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -109,8 +111,8 @@ impl std::error::Error for HandshakeError {}
 /// `headers` are (name, value) pairs as parsed; names compare case-insensitively and a header may
 /// repeat (its lists are then merged). Checks run in this order: method, HTTP version, `Upgrade`,
 /// `Connection`, `Sec-WebSocket-Version`, `Sec-WebSocket-Key`. `Host`, `Origin`, subprotocols and
-/// extensions are left to the caller (none are negotiated: RFC 6455 §9 extensions are refused by
-/// omission).
+/// extensions are left to the caller (see [`super::extension::negotiate`] for permessage-deflate;
+/// any other extension is refused by omission, RFC 6455 §9).
 pub fn validate_upgrade(
     method: &str,
     http_minor_version: u8,
@@ -163,11 +165,25 @@ pub fn validate_upgrade(
 
 /// Appends the exact `101 Switching Protocols` response head for an accepted upgrade.
 pub fn encode_switching_protocols(accept: &str, out: &mut Vec<u8>) {
+    encode_switching_protocols_with(accept, None, out);
+}
+
+/// The same head, with `Sec-WebSocket-Extensions` answering the permessage-deflate offer the
+/// server accepted (RFC 7692 §5), if any.
+pub fn encode_switching_protocols_with(
+    accept: &str,
+    deflate: Option<&Agreement>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Accept: ",
     );
     out.extend_from_slice(accept.as_bytes());
+    if let Some(agreement) = deflate {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        agreement.encode_response(out);
+    }
     out.extend_from_slice(b"\r\n\r\n");
 }
 

@@ -8,8 +8,10 @@
 //! It never touches a socket or the clock: [`Endpoint`] wraps the [`Session`] with the
 //! connection's clocks (ping interval, pong timeout, close timeout) from the `now` it is given,
 //! and queues what the peer is owed with its ledger layout; the driver only moves bytes and time.
-//! HTTP parsing and error responses belong to the HTTP layer; no extension or subprotocol is
-//! negotiated.
+//! HTTP parsing and error responses belong to the HTTP layer. One extension is negotiated,
+//! permessage-deflate (RFC 7692): [`extension`] reads the offers and writes the answer,
+//! [`deflate`] compresses and inflates messages, the session handles RSV1 and inflates as frames
+//! arrive; no subprotocol is negotiated.
 //!
 //! # Session lifecycle
 //!
@@ -36,8 +38,10 @@
 //! further input; the driver closes after flushing without waiting for the peer.
 
 pub mod close;
+pub mod deflate;
 pub mod endpoint;
 pub mod error;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
@@ -47,9 +51,14 @@ pub mod utf8;
 pub use close::{CloseCode, encode_close_payload, is_valid_received_code, parse_close_payload};
 pub use endpoint::{Endpoint, Message as WsMessage, Settings as WsSettings};
 pub use error::ProtocolError;
-pub use frame::{FrameHead, Opcode, dissect_frame, encode_frame, encode_masked_frame, frame_len};
+pub use extension::Agreement as DeflateAgreement;
+pub use frame::{
+    FrameHead, Opcode, dissect_frame, encode_compressed_frame, encode_frame, encode_masked_frame,
+    frame_len,
+};
 pub use handshake::{
-    GUID, HandshakeError, accept_key, encode_switching_protocols, validate_upgrade,
+    GUID, HandshakeError, accept_key, encode_switching_protocols, encode_switching_protocols_with,
+    validate_upgrade,
 };
 pub use mask::apply_mask;
 pub use session::{Event, InputTally, Session, State};

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 
 use super::close::{CloseCode, encode_close_payload, is_valid_received_code, parse_close_payload};
+use super::deflate::{InflateError, Inflater};
 use super::error::ProtocolError;
+use super::extension::Agreement;
 use super::frame::{FrameHead, MAX_CONTROL_PAYLOAD, Opcode, encode_frame};
 use super::mask::apply_mask;
 use super::utf8::Utf8Validator;
@@ -54,8 +56,14 @@ pub struct InputTally {
     pub frame_header: u64,
     /// Masking keys of data frames.
     pub mask_key: u64,
-    /// Payload of data frames.
+    /// Payload of uncompressed data frames.
     pub payload: u64,
+    /// Payload of compressed data frames (permessage-deflate), as it crossed the wire.
+    pub compressed: u64,
+    /// Compressed messages completed.
+    pub compressed_messages: u64,
+    /// What those messages inflated to.
+    pub inflated: u64,
     /// Ping, pong and close frames, whole.
     pub control: u64,
     /// Bytes read and dropped after the stream failed or closed.
@@ -113,6 +121,21 @@ pub struct Session {
     transmit: Vec<u8>,
     /// What consumed input was, drained by [`Session::take_input_tally`].
     tally: InputTally,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Receiving>,
+    /// The message in progress has RSV1 set: its payload is inflated as it arrives.
+    compressed: bool,
+    /// A piece of compressed payload, unmasked, on its way into the inflater.
+    wire_buf: Vec<u8>,
+}
+
+/// The receiving half of permessage-deflate on one connection.
+#[derive(Debug)]
+struct Receiving {
+    agreement: Agreement,
+    /// Made at the first compressed message; freed after each one when the client keeps no
+    /// context (`client_no_context_takeover`), kept (with the client's window) otherwise.
+    inflater: Option<Inflater>,
 }
 
 impl Session {
@@ -130,7 +153,25 @@ impl Session {
             events: VecDeque::new(),
             transmit: Vec::new(),
             tally: InputTally::default(),
+            deflate: None,
+            compressed: false,
+            wire_buf: Vec::new(),
         }
+    }
+
+    /// A session that also accepts compressed messages (RSV1) as `agreement` says.
+    pub fn with_deflate(max_message_size: usize, agreement: Option<Agreement>) -> Session {
+        let mut session = Session::new(max_message_size);
+        session.deflate = agreement.map(|agreement| Receiving {
+            agreement,
+            inflater: None,
+        });
+        session
+    }
+
+    /// Whether the session holds an inflater now (its window and tables, about 43 KiB).
+    pub fn holds_inflater(&self) -> bool {
+        self.deflate.as_ref().is_some_and(|d| d.inflater.is_some())
     }
 
     /// What the input consumed since the last call was made of.
@@ -206,6 +247,8 @@ impl Session {
                     pos += take;
                     if payload.opcode.is_control() {
                         self.tally.control += take as u64;
+                    } else if self.compressed {
+                        self.tally.compressed += take as u64;
                     } else {
                         self.tally.payload += take as u64;
                     }
@@ -277,7 +320,12 @@ impl Session {
 
     /// Validates a head (RFC 6455 §5.1-§5.5) and starts reading its payload.
     fn start_frame(&mut self, head: FrameHead) -> Result<(), ProtocolError> {
-        if head.rsv != 0 {
+        // RFC 7692 §6: RSV1 marks the first frame of a compressed message; on a control frame or
+        // a continuation it is an error, as are RSV2 and RSV3.
+        let rsv1 = head.rsv & 0b100 != 0;
+        let rsv1_allowed =
+            self.deflate.is_some() && matches!(head.opcode, Opcode::Text | Opcode::Binary);
+        if head.rsv & 0b011 != 0 || (rsv1 && !rsv1_allowed) {
             return Err(ProtocolError::ReservedBitsSet { rsv: head.rsv });
         }
         if let Opcode::Reserved(opcode) = head.opcode {
@@ -303,9 +351,13 @@ impl Session {
                 }
                 (Message::Idle, Opcode::Text) => {
                     self.utf8.reset();
+                    self.compressed = rsv1;
                     Message::Text
                 }
-                (Message::Idle, _) => Message::Binary,
+                (Message::Idle, _) => {
+                    self.compressed = rsv1;
+                    Message::Binary
+                }
                 (_, Opcode::Continuation) => self.message,
                 (_, _) => return Err(ProtocolError::ExpectedContinuation),
             };
@@ -345,9 +397,20 @@ impl Session {
             );
         } else if keep_data {
             let start = self.message_buf.len();
-            self.message_buf.extend_from_slice(chunk);
+            if self.compressed {
+                self.wire_buf.clear();
+                self.wire_buf.extend_from_slice(chunk);
+                apply_mask(&mut self.wire_buf, payload.key, offset);
+                let max = self.max_message_size;
+                inflater(&mut self.deflate)
+                    .inflate(&self.wire_buf, &mut self.message_buf, max)
+                    .map_err(|e| inflate_error(e, max))?;
+            } else {
+                self.message_buf.extend_from_slice(chunk);
+                let fresh = self.message_buf.get_mut(start..).unwrap_or_default();
+                apply_mask(fresh, payload.key, offset);
+            }
             let fresh = self.message_buf.get_mut(start..).unwrap_or_default();
-            apply_mask(fresh, payload.key, offset);
             if self.message == Message::Text {
                 self.utf8
                     .feed(fresh)
@@ -369,8 +432,38 @@ impl Session {
         }
     }
 
+    /// Ends a compressed message: inflates the trailer the sender removed (RFC 7692 §7.2.2) and
+    /// lets the inflater go when the client keeps no context.
+    fn end_compressed(&mut self) -> Result<(), ProtocolError> {
+        let start = self.message_buf.len();
+        // An empty compressed payload is an empty message; the inflater is not involved.
+        if self.message_len > 0 {
+            let max = self.max_message_size;
+            inflater(&mut self.deflate)
+                .finish(&mut self.message_buf, max)
+                .map_err(|e| inflate_error(e, max))?;
+        }
+        if let Some(d) = &mut self.deflate
+            && d.agreement.client_no_context_takeover
+        {
+            d.inflater = None;
+        }
+        if self.message == Message::Text {
+            let fresh = self.message_buf.get(start..).unwrap_or_default();
+            self.utf8
+                .feed(fresh)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.tally.compressed_messages += 1;
+        self.tally.inflated += self.message_buf.len() as u64;
+        Ok(())
+    }
+
     /// A data message is complete.
     fn end_message(&mut self) -> Result<(), ProtocolError> {
+        if std::mem::take(&mut self.compressed) && self.state == State::Open {
+            self.end_compressed()?;
+        }
         let kind = std::mem::replace(&mut self.message, Message::Idle);
         self.message_len = 0;
         let data = std::mem::take(&mut self.message_buf);
@@ -435,7 +528,32 @@ impl Session {
         self.read = Read::Failed;
         self.message_buf = Vec::new();
         self.control_buf = Vec::new();
+        self.wire_buf = Vec::new();
+        if let Some(d) = &mut self.deflate {
+            d.inflater = None;
+        }
         error
+    }
+}
+
+/// The connection's inflater, made when first needed (a compressed message only starts when
+/// permessage-deflate was negotiated, so `deflate` is set).
+fn inflater(deflate: &mut Option<Receiving>) -> &mut Inflater {
+    let receiving = deflate.get_or_insert_with(|| Receiving {
+        agreement: Agreement {
+            client_no_context_takeover: false,
+            server_max_window_bits: Agreement::MAX_WINDOW_BITS,
+        },
+        inflater: None,
+    });
+    receiving.inflater.get_or_insert_with(Inflater::new)
+}
+
+/// How an inflater's refusal fails the connection.
+fn inflate_error(e: InflateError, max: usize) -> ProtocolError {
+    match e {
+        InflateError::TooBig => ProtocolError::InflatedTooBig { max },
+        InflateError::Invalid => ProtocolError::InvalidCompressedData,
     }
 }
 

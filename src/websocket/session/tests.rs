@@ -391,3 +391,152 @@ fn decodes_random_garbage_without_panicking() {
         assert!(consumed <= input.len());
     }
 }
+
+mod deflate {
+    use super::*;
+    use crate::websocket::deflate::Compressor;
+
+    const NO_CONTEXT: Agreement = Agreement {
+        client_no_context_takeover: true,
+        server_max_window_bits: 15,
+    };
+    /// RFC 7692 §7.2.3.1/.2: "Hello" compressed, then again with the first message's context.
+    const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    const HELLO_AGAIN: [u8; 5] = [0xf2, 0x00, 0x11, 0x00, 0x00];
+
+    /// A masked client frame with RSV1 set.
+    fn compressed(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let mut out = client(fin, opcode, payload);
+        out[0] |= 0x40;
+        out
+    }
+
+    /// Feeds `wire` whole, one byte at a time, and with trailing bytes, to a session with
+    /// `agreement`, and checks all three agree; returns the events and the error, if any.
+    fn run(
+        agreement: Agreement,
+        max: usize,
+        wire: &[u8],
+    ) -> (Vec<Event>, Result<(), ProtocolError>) {
+        let go = |pieces: Vec<&[u8]>| {
+            let mut s = Session::with_deflate(max, Some(agreement));
+            let mut buf = Vec::new();
+            let mut result = Ok(());
+            for p in pieces {
+                buf.extend_from_slice(p);
+                match s.receive(&buf) {
+                    Ok(n) => {
+                        buf.drain(..n);
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            (
+                std::iter::from_fn(|| s.poll_event()).collect::<Vec<_>>(),
+                result,
+            )
+        };
+        let whole = go(vec![wire]);
+        assert_eq!(whole, go(wire.chunks(1).collect()), "bytewise");
+        whole
+    }
+
+    #[test]
+    fn decodes_a_compressed_message_in_fragments_with_a_ping_between() {
+        let mut wire = compressed(false, Opcode::Text, &HELLO[..2]);
+        wire.extend(client(true, Opcode::Ping, b"p"));
+        wire.extend(client(false, Opcode::Continuation, &HELLO[2..5]));
+        wire.extend(client(true, Opcode::Continuation, &HELLO[5..]));
+        let (events, result) = run(NO_CONTEXT, MAX, &wire);
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            events,
+            [Event::Ping(b"p".to_vec()), Event::Text("Hello".into())]
+        );
+    }
+
+    #[test]
+    fn keeps_the_client_context_only_when_agreed() {
+        let mut wire = compressed(true, Opcode::Text, &HELLO);
+        wire.extend(compressed(true, Opcode::Text, &HELLO_AGAIN));
+        let takeover = Agreement {
+            client_no_context_takeover: false,
+            ..NO_CONTEXT
+        };
+        let (events, result) = run(takeover, MAX, &wire);
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            events,
+            [Event::Text("Hello".into()), Event::Text("Hello".into())]
+        );
+        let mut s = Session::with_deflate(MAX, Some(takeover));
+        s.receive(&wire).unwrap();
+        assert!(s.holds_inflater(), "the client's window is kept");
+        // Without context takeover, the inflater goes after each message; a second message that
+        // refers to the first one's window does not get "Hello" back (miniz_oxide reads an
+        // empty window as zeros rather than failing).
+        let mut s = Session::with_deflate(MAX, Some(NO_CONTEXT));
+        let first = compressed(true, Opcode::Text, &HELLO);
+        assert_eq!(s.receive(&first), Ok(first.len()));
+        assert!(!s.holds_inflater());
+        let (events, _) = run(NO_CONTEXT, MAX, &wire);
+        assert_eq!(events.first(), Some(&Event::Text("Hello".into())));
+        assert_ne!(events.get(1), Some(&Event::Text("Hello".into())));
+    }
+
+    #[test]
+    fn encodes_what_it_decodes_and_rejects_what_the_rules_forbid() {
+        let text = "pushwire ".repeat(500);
+        let mut payload = Vec::new();
+        assert!(Compressor::new().compress(text.as_bytes(), 15, &mut payload));
+        let (events, result) = run(NO_CONTEXT, MAX, &compressed(true, Opcode::Text, &payload));
+        assert_eq!((events, result), (vec![Event::Text(text.clone())], Ok(())));
+        // Past the limit while inflating: 1009, though the compressed frame is small.
+        let (events, result) = run(NO_CONTEXT, 1000, &compressed(true, Opcode::Text, &payload));
+        assert!(events.is_empty());
+        assert_eq!(result, Err(ProtocolError::InflatedTooBig { max: 1000 }));
+        assert_eq!(result.unwrap_err().close_code().as_u16(), 1009);
+        // Not DEFLATE: 1007. Not UTF-8 once inflated: 1007.
+        let (_, result) = run(NO_CONTEXT, MAX, &compressed(true, Opcode::Binary, &[0xff]));
+        assert_eq!(result, Err(ProtocolError::InvalidCompressedData));
+        let mut bad = Vec::new();
+        Compressor::new().compress(&[0xc3, 0x28].repeat(100), 15, &mut bad);
+        let (_, result) = run(NO_CONTEXT, MAX, &compressed(true, Opcode::Text, &bad));
+        assert_eq!(result, Err(ProtocolError::InvalidUtf8));
+        // RSV1 on a continuation or a control frame: 1002; without the extension, on anything.
+        let mut wire = compressed(false, Opcode::Text, &HELLO[..2]);
+        wire.extend(compressed(true, Opcode::Continuation, &HELLO[2..]));
+        let (_, result) = run(NO_CONTEXT, MAX, &wire);
+        assert_eq!(result, Err(ProtocolError::ReservedBitsSet { rsv: 0b100 }));
+        let (_, result) = run(NO_CONTEXT, MAX, &compressed(true, Opcode::Ping, b""));
+        assert_eq!(result, Err(ProtocolError::ReservedBitsSet { rsv: 0b100 }));
+        let outcome = drive([&compressed(true, Opcode::Text, &HELLO)[..]]);
+        assert_eq!(
+            outcome.result,
+            Err(ProtocolError::ReservedBitsSet { rsv: 0b100 })
+        );
+    }
+
+    #[test]
+    fn tallies_compressed_and_inflated_bytes() {
+        let wire = compressed(true, Opcode::Text, &HELLO);
+        let mut s = Session::with_deflate(MAX, Some(NO_CONTEXT));
+        s.receive(&wire).unwrap();
+        let tally = s.take_input_tally();
+        assert_eq!(
+            (
+                tally.compressed,
+                tally.compressed_messages,
+                tally.inflated,
+                tally.payload
+            ),
+            (7, 1, 5, 0)
+        );
+        // An empty compressed message is an empty message.
+        let (events, _) = run(NO_CONTEXT, MAX, &compressed(true, Opcode::Text, &[]));
+        assert_eq!(events, [Event::Text(String::new())]);
+    }
+}
