@@ -30,6 +30,8 @@ replay!(
     roundtrip_chunked,
     roundtrip_sse,
     render,
+    dissector,
+    ws_deflate,
 );
 
 fn replay(target: &str, entry: fn(&[u8])) {

@@ -24,15 +24,19 @@
 //! | [`roundtrip_chunked`]| payload and chunk sizes              | encode → decode = identity               |
 //! | [`roundtrip_sse`]    | id, event type, data                 | encode → parse = normalized input        |
 //! | [`render`]           | raw bytes → every trace renderer     | never panics, ends lines                 |
+//! | [`dissector`]        | raw bytes → `trace::Dissector`       | bytes counted once; bounded; splits      |
+//! | [`ws_deflate`]       | offers, DEFLATE data, messages       | bounded inflate; pieces; round trip      |
 
 mod http1;
 mod render;
 mod sse;
+mod trace;
 mod websocket;
 
 pub use http1::{chunked_body, http_request, roundtrip_chunked};
 pub use render::render;
 pub use sse::{roundtrip_sse, sse_parser};
+pub use trace::{dissector, ws_deflate};
 pub use websocket::{roundtrip_ws, ws_frame, ws_handshake, ws_session, ws_utf8};
 
 /// xorshift64 seeded from the input: deterministic split points with no dependency.

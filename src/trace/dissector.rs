@@ -168,6 +168,11 @@ impl Dissector {
         self.kept.len()
     }
 
+    /// Bytes of the unit in progress seen so far, held or only counted.
+    pub fn in_progress(&self) -> usize {
+        self.len
+    }
+
     /// Takes bytes that crossed the socket and appends every unit they complete to `units`.
     pub fn feed(&mut self, mut input: &[u8], units: &mut Vec<Unit>) {
         while !input.is_empty() {
