@@ -91,6 +91,8 @@ pub(crate) struct Client {
     pub traced: Vec<(Direction, Unit)>,
     /// The client connected from a loopback address (the admin endpoints answer it).
     pub loopback_peer: bool,
+    /// A stream's replay still under way: the last id queued (see `replay`).
+    pub replay_after: Option<u64>,
 }
 
 impl Client {
@@ -107,6 +109,7 @@ impl Client {
             dissectors: None,
             traced: Vec::new(),
             loopback_peer: false,
+            replay_after: None,
         }
     }
 

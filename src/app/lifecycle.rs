@@ -23,6 +23,10 @@ impl App {
         bodies: &mut Vec<(u64, polling::Body)>,
     ) -> Delivery {
         let max_pending = self.config.max_pending_output;
+        if conn.replay_after.is_some() {
+            // The replay still under way reaches this message in the history, in order.
+            return Delivery::Skipped;
+        }
         match &mut conn.session {
             Session::Sse(stream, Feed::Channel(_)) => {
                 let unit = encodings.sse_event(message, stream.is_chunked());

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 mod client;
 mod lifecycle;
+mod replay;
 mod router;
 mod session;
 mod stats;

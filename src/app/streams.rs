@@ -28,28 +28,21 @@ impl App {
             return;
         };
         let exchange = h.core.upgrade();
-        let backlog = resume_after.map(|after| self.hub.since(&channel, after));
-        let notices = delivery::sse_notices(backlog.as_ref());
         let opening = sse::Opening {
             date: self.date.value(),
             extra: &[],
             head_category: Category::ResponseHead,
             retry: self.config.sse_retry,
-            notices: &notices,
+            notices: b"",
             notices_category: Category::SseFields,
             heartbeat: self.config.sse_heartbeat,
         };
         let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
-        let messages = backlog.iter().flat_map(|b| &b.messages);
-        let mut delivered = 0;
-        for message in messages {
-            let unit = delivery::sse_event(message, stream.is_chunked());
-            stream.deliver(&unit, message.published_at, &mut conn.output);
-            delivered += 1;
-        }
-        self.count_stream_start(conn, delivered, resume_after.is_some());
         self.hub.subscribe(&channel, key, Subscription::Stream);
         conn.session = Session::Sse(stream, Feed::Channel(channel));
+        // The replay, its notices first, a window at a time (see `replay`).
+        let delivered = resume_after.map_or(0, |after| self.queue_replay(conn, after));
+        self.count_stream_start(conn, delivered, resume_after.is_some());
     }
 
     /// `GET /trace`: an event stream of trace records (JSON), every connection but the observers.
@@ -122,10 +115,6 @@ impl App {
             return;
         };
         h.core.upgrade();
-        let backlog = match (&channel, since) {
-            (Some(c), Some(after)) => Some(self.hub.since(c, after)),
-            _ => None,
-        };
         if let Some(c) = &channel {
             self.hub.subscribe(c, key, Subscription::Stream);
         }
@@ -142,21 +131,12 @@ impl App {
         let mut handshake = Vec::with_capacity(224);
         websocket::encode_switching_protocols_with(&accept, deflate.as_ref(), &mut handshake);
         conn.output.push_bytes(&handshake, Category::WsHandshake);
-        let mut ws = Endpoint::with_deflate(self.ws, deflate, self.now);
-        let mut delivered = 0;
-        if let Some(b) = &backlog {
-            for notice in delivery::ws_notices(b) {
-                ws.send_notice(&notice, &mut conn.output);
-            }
-            for message in &b.messages {
-                let unit = delivery::ws_frame_for(message, deflate, self.compressor());
-                ws.deliver(&unit, message.published_at, &mut conn.output);
-                self.count_deflated(conn.transport, message, &unit);
-                delivered += 1;
-            }
-        }
-        self.count_stream_start(conn, delivered, since.is_some());
+        let ws = Endpoint::with_deflate(self.ws, deflate, self.now);
+        let resume = since.filter(|_| channel.is_some());
         conn.session = Session::WebSocket(ws, channel);
+        // The replay, its notices first, a window at a time (see `replay`).
+        let delivered = resume.map_or(0, |after| self.queue_replay(conn, after));
+        self.count_stream_start(conn, delivered, since.is_some());
     }
 
     /// A data message from a WebSocket client: published on its channel, echoed on `/echo`.

@@ -67,3 +67,74 @@ fn a_parked_long_poll_is_answered_empty_when_shutdown_begins() {
         "unsubscribed from the hub"
     );
 }
+
+/// The ids of the SSE events in `text`, in order.
+fn event_ids(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_long_replay_is_queued_a_window_at_a_time_and_live_messages_wait_their_turn() {
+    let t0 = Instant::now();
+    let mut app = App::new(
+        Config {
+            max_pending_output: 8 * 1024,
+            ..Config::default()
+        },
+        Tracer::new(&TraceOptions::default()).unwrap(),
+        t0,
+    );
+    let payload = "x".repeat(500);
+    for _ in 0..100 {
+        app.hub
+            .publish("news", payload.as_str().into(), t0)
+            .expect("room");
+    }
+    let mut client = Client::new(1, app.new_session());
+    client
+        .input
+        .extend(b"GET /sse/news?last_event_id=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(7, &mut client);
+    let first_window = client.output.memory();
+    assert!(
+        first_window <= app.replay_window() + 1024,
+        "one window queued, not the history: {first_window} bytes"
+    );
+    assert!(client.replay_after.is_some(), "more to come");
+    assert!(!app.on_output_taken(&mut client), "nothing taken yet");
+
+    // A live message while the replay is under way: not queued ahead of it.
+    let live = app
+        .hub
+        .publish("news", "live".into(), t0)
+        .expect("room")
+        .message;
+    let encodings = crate::delivery::Encodings::default();
+    let verdict = app.deliver(&mut client, &live, &encodings, &mut Vec::new());
+    assert!(matches!(verdict, Delivery::Skipped));
+
+    // The reader takes its output; each time, the next window follows.
+    let mut text = drain(&mut client.output);
+    let mut windows = 1;
+    while app.on_output_taken(&mut client) {
+        assert!(client.output.memory() <= app.replay_window() + 1024);
+        text.push_str(&drain(&mut client.output));
+        windows += 1;
+    }
+    assert_eq!(client.replay_after, None, "the stream is live again");
+    assert!(windows > 3, "paced in windows: {windows}");
+    assert_eq!(event_ids(&text), (1..=101).collect::<Vec<u64>>());
+
+    // Now live messages go straight out.
+    let next = app
+        .hub
+        .publish("news", "next".into(), t0)
+        .expect("room")
+        .message;
+    let verdict = app.deliver(&mut client, &next, &encodings, &mut Vec::new());
+    assert!(matches!(verdict, Delivery::Queued));
+    assert_eq!(event_ids(&drain(&mut client.output)), [102]);
+}

@@ -279,8 +279,12 @@ pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
 
 /// Queues a copy of `bytes` framed as one HTTP chunk (`size CRLF bytes CRLF`) when `chunked`,
 /// the framing counted as [`Category::ChunkFraming`] and the bytes as `category`; bare otherwise
-/// (an HTTP/1.0 stream delimited by close).
+/// (an HTTP/1.0 stream delimited by close). Nothing is queued for no bytes (an empty chunk would
+/// end the body).
 pub fn queue_chunk(out: &mut OutQueue, bytes: &[u8], category: Category, chunked: bool) {
+    if bytes.is_empty() {
+        return;
+    }
     if !chunked {
         out.push_bytes(bytes, category);
         return;

@@ -418,6 +418,7 @@ impl Server {
             if wrote {
                 // A reader taking its output is active, whatever the session.
                 conn.client.session.on_output_progress(self.app.now);
+                self.app.on_output_taken(&mut conn.client);
             }
             if let Some(written) = report.tap.take() {
                 conn.client.dissect(crate::trace::Direction::Sent, &written);
