@@ -212,6 +212,21 @@ fn publishing_costs_the_same_when_the_budget_is_full_of_newest_messages() {
     );
 }
 
+/// Item 4 on a WebSocket, which cannot be answered 503: a message the hub cannot take closes the
+/// socket with 1013 (Try Again Later), and nothing is published.
+#[test]
+fn a_websocket_message_the_full_hub_cannot_take_is_closed_with_1013() {
+    let server = TestServer::start(&["--no-demo", "--history-total-bytes", "65536"]);
+    let body = "f".repeat(KIB);
+    let fill = publish_all(&server, (0..100).map(|i| (format!("f{i}"), body.clone())));
+    assert!(count(&fill, 503) > 0, "the budget is full: {fill:?}");
+    // Subscribing is not refused; publishing beside the full budget is.
+    let mut ws = RawWs::open(&server, "/ws/w");
+    ws.send(&support::ws::masked(true, 0x1, body.as_bytes()));
+    assert_eq!(ws.read_close_code(), Some(1013));
+    assert_eq!(server.poll("w", None).json()["last_id"], 0);
+}
+
 /// Reads one channel from `since=0` the four ways of issue 11's reproduction: a poll, a
 /// WebSocket, an SSE stream over HTTP/1.1 and one over HTTP/1.0. Each must see the message.
 fn read_four_ways(server: &TestServer, channel: &str, len: usize) {

@@ -361,6 +361,27 @@ impl<C: Default> Hub<C> {
             }
         }
         self.sweep_line();
+        self.shrink();
+    }
+
+    /// Gives back the tables' spare room once they are mostly empty (after a wave of channels
+    /// expired), so the memory returns instead of waiting for a wave as large. Amortised O(1):
+    /// a table shrinks to twice what it holds only after losing three quarters of it.
+    fn shrink(&mut self) {
+        fn sparse(len: usize, capacity: usize) -> bool {
+            capacity > 1024 && len < capacity / 4
+        }
+        if sparse(self.channels.len(), self.channels.capacity()) {
+            self.channels.shrink_to(2 * self.channels.len());
+        }
+        if sparse(self.expiry.len(), self.expiry.capacity()) {
+            self.expiry.shrink_to(2 * self.expiry.len());
+        }
+        for line in [&mut self.publish_order, &mut self.released] {
+            if sparse(line.len(), line.capacity()) {
+                line.shrink_to(2 * line.len());
+            }
+        }
     }
 
     /// The id of the newest message of `channel` (0 when nothing was ever published).
