@@ -169,7 +169,9 @@ fn the_history_budget_bounds_real_memory_within_a_quarter() {
         large <= 4 * MIB * 5 / 4 + MIB,
         "{large} bytes under a 4 MiB budget"
     );
-    assert!((0.75..=1.25).contains(&slope), "slope {slope:.3}");
+    // Charging more than is held only wastes budget; charging less would break the bound, so
+    // the upper side is the contract's quarter and the lower one leaves room for malloc's noise.
+    assert!((0.6..=1.25).contains(&slope), "slope {slope:.3}");
 }
 
 /// Item 4: with the budget full of every channel's newest message, publishing stayed O(channels)
