@@ -8,6 +8,20 @@
 //! server restarted), the answer says so ([`Backlog::gap`], [`Backlog::reset`]) instead of silently
 //! skipping.
 //!
+//! The hub's memory is bounded by its own limits ([`HistoryLimits`]): every channel and held
+//! message is charged what it really takes (`budget`), the hub's oldest messages go first once
+//! the total passes the budget (each channel's newest stays), and a publish that cannot fit beside
+//! what stays, or that would create a channel too many, is refused ([`Refused`]) with nothing
+//! changed. Held messages expire after a time to live, driven by the `now` the caller passes
+//! ([`Hub::expire`], [`Hub::next_expiry`]); a channel with nothing held and no subscriber is then
+//! forgotten, and a client that asks with an old id gets a reset.
+//!
+//! ```text
+//! publish ──► line: a1 b1 a2 c1 … (oldest first) ──► evict from the front while over budget
+//!               │ a channel's newest reached ─► passed over (kept), out of line
+//!               └ its channel publishes again ─► released: goes before the whole line
+//! ```
+//!
 //! Subscribers are identified by an opaque [`SubscriberId`] (the server uses its connection token).
 //! A *stream* subscriber (SSE, WebSocket) gets every message until it unsubscribes; a *once*
 //! subscriber (a parked long-poll) is removed by the first publish that wakes it.
