@@ -53,6 +53,10 @@ pub fn is_valid_channel_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Channels [`Hub::expire`] looks at per call: a wave of 100 000 expiring channels is spread over
+/// the loop's turns (each a few milliseconds) instead of holding one turn for all.
+pub const EXPIRY_BATCH: usize = 4096;
+
 /// Who a subscription belongs to: the server's connection token.
 pub type SubscriberId = usize;
 
@@ -334,12 +338,16 @@ impl<C: Default> Hub<C> {
     /// Drops every message held for `message_ttl` or longer at `now`, each channel's newest
     /// too, and forgets the channels left with nothing held and no subscriber. Amortised O(log
     /// channels) per message: each queue entry either expires messages or moves to a later one.
+    /// At most [`EXPIRY_BATCH`] channels per call, so a wave of expiries does not stall the
+    /// caller: [`Hub::next_expiry`] stays due until the rest is done.
     pub fn expire(&mut self, now: Instant) {
         let ttl = self.limits.message_ttl;
+        let mut budget = EXPIRY_BATCH;
         while let Some(Reverse((published, _))) = self.expiry.peek() {
-            if published.checked_add(ttl).is_none_or(|due| due > now) {
+            if budget == 0 || published.checked_add(ttl).is_none_or(|due| due > now) {
                 break;
             }
+            budget -= 1;
             let Some(Reverse((_, name))) = self.expiry.pop() else {
                 break;
             };
@@ -912,6 +920,22 @@ mod tests {
             "stale entries are swept: {}",
             h.publish_order.len()
         );
+    }
+
+    #[test]
+    fn a_wave_of_expiries_is_spread_over_calls() {
+        let t0 = Instant::now();
+        let mut h: Hub = Hub::new(limits(100_000, 1));
+        for i in 0..(EXPIRY_BATCH + 10) {
+            h.publish(&format!("w{i}"), "x".into(), t0).unwrap();
+        }
+        let later = t0 + Duration::from_secs(2);
+        h.expire(later);
+        assert_eq!(h.channel_count(), 10);
+        assert!(h.next_expiry().is_some_and(|due| due <= later), "still due");
+        h.expire(later);
+        assert_eq!(h.channel_count(), 0);
+        assert_eq!(h.usage(), Usage::default());
     }
 
     #[test]
