@@ -171,7 +171,9 @@ fn the_history_budget_bounds_real_memory_within_a_quarter() {
         large <= 4 * MIB * 5 / 4 + MIB,
         "{large} bytes under a 4 MiB budget"
     );
-    assert!((0.75..=1.25).contains(&slope), "slope {slope:.3}");
+    // Charging more than is held only wastes budget; charging less would break the bound, so
+    // the upper side is the contract's quarter and the lower one leaves room for malloc's noise.
+    assert!((0.6..=1.25).contains(&slope), "slope {slope:.3}");
 }
 
 /// Item 4: with the budget full of every channel's newest message, publishing stayed O(channels)
@@ -212,6 +214,21 @@ fn publishing_costs_the_same_when_the_budget_is_full_of_newest_messages() {
         cpu_per_publish[1] <= cpu_per_publish[0] * 3 + Duration::from_millis(100),
         "{cpu_per_publish:?}"
     );
+}
+
+/// Item 4 on a WebSocket, which cannot be answered 503: a message the hub cannot take closes the
+/// socket with 1013 (Try Again Later), and nothing is published.
+#[test]
+fn a_websocket_message_the_full_hub_cannot_take_is_closed_with_1013() {
+    let server = TestServer::start(&["--no-demo", "--history-total-bytes", "65536"]);
+    let body = "f".repeat(KIB);
+    let fill = publish_all(&server, (0..100).map(|i| (format!("f{i}"), body.clone())));
+    assert!(count(&fill, 503) > 0, "the budget is full: {fill:?}");
+    // Subscribing is not refused; publishing beside the full budget is.
+    let mut ws = RawWs::open(&server, "/ws/w");
+    ws.send(&support::ws::masked(true, 0x1, body.as_bytes()));
+    assert_eq!(ws.read_close_code(), Some(1013));
+    assert_eq!(server.poll("w", None).json()["last_id"], 0);
 }
 
 /// Reads one channel from `since=0` the four ways of issue 11's reproduction: a poll, a
@@ -270,19 +287,19 @@ fn encodings_run(budget: usize, channels: usize) -> (usize, usize) {
 
 /// Item 5: every transport's encoding of a replayed message was kept beside it, outside the
 /// budget: 512 × 64 KiB of newlines under a 32 MiB budget, read four ways, grew RSS by 610 MiB
-/// (19 × the budget; the contract: under 2 × the budget + 32 MiB, 3 × at that size). Here at 4
-/// and 8 MiB the peak stays under 3 × the budget and follows it.
+/// (19 × the budget; the contract: under 2 × the budget + 32 MiB, 3 × at that size). Here at 2
+/// and 4 MiB the peak stays under 3 × the budget and follows it.
 #[test]
 fn replayed_encodings_stay_within_the_history_budget() {
-    let (peak_small, after_small) = encodings_run(4 * MIB, 64);
-    let (peak_large, after_large) = encodings_run(8 * MIB, 128);
+    let (peak_small, after_small) = encodings_run(2 * MIB, 32);
+    let (peak_large, after_large) = encodings_run(4 * MIB, 64);
     eprintln!(
-        "peak RSS growth {peak_small} at 4 MiB ({after_small} after), {peak_large} at 8 MiB \
+        "peak RSS growth {peak_small} at 2 MiB ({after_small} after), {peak_large} at 4 MiB \
          ({after_large} after)"
     );
-    assert!(peak_small < 3 * 4 * MIB, "{peak_small}");
-    assert!(peak_large < 3 * 8 * MIB, "{peak_large}");
-    let slope = (peak_large as f64 - peak_small as f64) / (4 * MIB) as f64;
+    assert!(peak_small < 3 * 2 * MIB, "{peak_small}");
+    assert!(peak_large < 3 * 4 * MIB, "{peak_large}");
+    let slope = (peak_large as f64 - peak_small as f64) / (2 * MIB) as f64;
     assert!(
         slope < 1.5,
         "peak grows {slope:.2} bytes per byte of budget"
