@@ -164,9 +164,16 @@ impl OutQueue {
 
     /// The memory this queue holds: its entries' bookkeeping and the bytes behind them. This,
     /// not [`OutQueue::len`], is what `--max-pending-output` bounds: a reader that takes nothing
-    /// of a stream of 1-byte messages queues few wire bytes but an entry per message.
+    /// of a stream of 1-byte messages queues few wire bytes but an entry per message. A queue in
+    /// use is charged its entry array's capacity, which is what it holds (up to twice the
+    /// entries); an empty one nothing (its few idle slots are part of every connection).
     pub fn memory(&self) -> usize {
-        self.entries.len() * std::mem::size_of::<Entry>() + self.heap
+        let slots = if self.entries.is_empty() {
+            0
+        } else {
+            self.entries.capacity()
+        };
+        slots * std::mem::size_of::<Entry>() + self.heap
     }
 
     /// Whether every queued byte has been written: nothing is left for the socket.
@@ -597,7 +604,10 @@ mod tests {
         q.push_bytes(b"abc", Category::Other);
         q.push_bytes(b"def", Category::Other);
         assert_eq!(q.entries.len(), 1);
-        assert_eq!(q.memory(), per_entry + q.entries[0].segment_capacity());
+        assert_eq!(
+            q.memory(),
+            q.entries.capacity() * per_entry + q.entries[0].segment_capacity()
+        );
         q.push_delivery(&unit, now);
         q.drop_unstarted();
         assert_eq!(q.memory(), 0);

@@ -408,3 +408,31 @@ fn past_the_open_file_limit_a_client_gets_503_with_retry_after() {
     assert_eq!(r.status, 503, "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
+
+/// A WebSocket is not subject to CORS, so a page of any site may open one: without an allow list
+/// the server still refuses a foreign `Origin` (a WebSocket on a channel publishes), and accepts
+/// its own origin and none at all.
+#[test]
+fn a_websocket_from_a_foreign_page_is_refused_and_the_own_page_accepted() {
+    let server = TestServer::start(&["--no-demo"]);
+    let port = server.addr.port();
+    let upgrade = |origin: &str| {
+        format!(
+            "GET /ws/news HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n{UPGRADE_HEADERS}\r\n"
+        )
+    };
+    assert_eq!(
+        server
+            .request(upgrade("https://evil.example").as_bytes())
+            .status,
+        403
+    );
+    assert_eq!(
+        server
+            .request(upgrade(&format!("http://127.0.0.1:{port}")).as_bytes())
+            .status,
+        101
+    );
+    assert_eq!(server.request(&upgrade_request("/ws/news")).status, 101);
+    assert_still_serving(&server);
+}

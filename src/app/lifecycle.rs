@@ -43,7 +43,9 @@ impl App {
                 let unit = encodings.ws_frame_for(message, ws.deflate(), self.compressor());
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
-                    self.count_deflated(conn.transport, message, &unit);
+                    self.count_deflated(conn.transport, &unit, || {
+                        encodings.json(message).bytes.len()
+                    });
                 }
                 let pending = conn.output.memory();
                 if pending > max_pending {

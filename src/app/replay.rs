@@ -68,7 +68,9 @@ impl App {
                     last = Some(message.id);
                 }
                 for (message, unit) in units {
-                    self.count_deflated(conn.transport, &message, &unit);
+                    self.count_deflated(conn.transport, &unit, || {
+                        delivery::message_json(&message).bytes.len()
+                    });
                 }
             }
             Session::Http(_) => {}

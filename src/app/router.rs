@@ -91,12 +91,10 @@ pub(crate) enum RouteError {
     EmptyMessage,
     /// An upgrade request with a body → 400, then close.
     UpgradeWithBody,
-    /// A WebSocket upgrade from an origin not in `--allowed-origin` → 403.
-    OriginNotAllowed,
     /// `/trace` or `/drop` from a peer that is not on loopback, without `--admin` → 403.
     AdminOnly,
-    /// A state-changing request (`/pub`, `/drop`) whose `Origin` is neither this server's own
-    /// nor listed in `--allowed-origin`: a page on another site (CSRF) → 403.
+    /// A state-changing request (`/pub`, `/drop`, a WebSocket upgrade) whose `Origin` is neither
+    /// this server's own nor listed in `--allowed-origin`: a page on another site (CSRF) → 403.
     ForeignOrigin,
     /// The request did not arrive within its timeout → 408.
     RequestTimeout,
@@ -117,7 +115,7 @@ impl RouteError {
             | RouteError::BodyNotUtf8
             | RouteError::EmptyMessage
             | RouteError::UpgradeWithBody => 400,
-            RouteError::OriginNotAllowed | RouteError::AdminOnly | RouteError::ForeignOrigin => 403,
+            RouteError::AdminOnly | RouteError::ForeignOrigin => 403,
             RouteError::RequestTimeout => 408,
             RouteError::HubRefused(_) => 503,
         })
@@ -155,7 +153,6 @@ impl fmt::Display for RouteError {
                 "message body is empty (an EventSource never dispatches an empty message)",
             ),
             RouteError::UpgradeWithBody => f.write_str("an upgrade request has no body"),
-            RouteError::OriginNotAllowed => f.write_str("origin not allowed"),
             RouteError::AdminOnly => f.write_str(
                 "this endpoint answers loopback clients only (start the server with --admin to open it)",
             ),
@@ -191,7 +188,8 @@ pub(crate) struct Access<'a> {
 
 /// Refuses what this client may not ask: the admin endpoints from afar (their records carry
 /// every channel's payload, `/drop` closes everyone's streams), and a state change a page of
-/// another site asked for. A cross-origin `POST` with `Content-Type: text/plain` is a CORS
+/// another site asked for, a WebSocket upgrade included. A cross-origin `POST` with
+/// `Content-Type: text/plain` is a CORS
 /// "simple request": the browser sends it without a preflight, so the server must look at
 /// `Origin` itself (RFC 6454 §7.3; the Fetch standard's CORS-safelisted requests).
 pub(crate) fn check_access(
@@ -203,7 +201,12 @@ pub(crate) fn check_access(
     if admin_endpoint && !access.admin && !access.loopback_peer {
         return Err(RouteError::AdminOnly);
     }
-    let changes_state = matches!(route, Route::Publish { .. } | Route::Drop { .. });
+    // A WebSocket is not subject to CORS: any page may open one, so its Origin is the only
+    // defence (RFC 6455 §10.2), and a WebSocket on a channel publishes what it sends.
+    let changes_state = matches!(
+        route,
+        Route::Publish { .. } | Route::Drop { .. } | Route::WebSocket { .. }
+    );
     if changes_state
         && let Some(origin) = head.header("origin")
         && !is_same_origin(origin, head.header("host"))

@@ -1,6 +1,6 @@
 //! The requests that turn a connection into a stream: an event stream of a channel or of the
 //! trace feed, a WebSocket on a channel or on `/echo`; and what a WebSocket client sends.
-use super::{App, Client, Effect, Feed, RouteError, Session};
+use super::{App, Client, Effect, Feed, Session};
 use crate::delivery;
 use crate::http1::{Refusal, RequestHead, Status};
 use crate::hub::{SubscriberId, Subscription};
@@ -83,18 +83,9 @@ impl App {
         channel: Option<Box<str>>,
         since: Option<u64>,
     ) {
-        let origins = &self.config.allowed_origins;
-        if !origins.is_empty() {
-            // Browsers always send Origin on a WebSocket handshake (RFC 6455 §4.1, step 8 of the
-            // client requirements; the Fetch standard): a request without one is no browser, so
-            // no page of another site, and it could forge any Origin anyway.
-            let allowed = head
-                .header("origin")
-                .is_none_or(|origin| origins.iter().any(|a| a.as_bytes() == origin));
-            if !allowed {
-                return self.refuse(conn, RouteError::OriginNotAllowed.into(), false);
-            }
-        }
+        // The Origin was checked with the route (`router::check_access`): same origin, listed in
+        // `--allowed-origin`, or absent (browsers always send one, RFC 6455 §4.1: a request
+        // without is no page of another site).
         let headers: Vec<(&str, &[u8])> = head
             .headers
             .iter()
@@ -199,14 +190,17 @@ impl App {
 
     /// A channel message queued on a WebSocket: counted in the ledger as compressed when it went
     /// out compressed, with the size of its uncompressed JSON object.
+    ///
+    /// `json_len` gives the uncompressed JSON object's size, asked only for a compressed frame (a
+    /// fan-out takes it from its shared encoding, never encoding once per subscriber).
     pub(super) fn count_deflated(
         &mut self,
         transport: Transport,
-        message: &delivery::Message,
         unit: &SharedUnit,
+        json_len: impl FnOnce() -> usize,
     ) {
         if let Some(compressed) = delivery::ws_compressed_len(unit) {
-            let json = delivery::message_json(message).bytes.len();
+            let json = json_len();
             self.ledger
                 .deflated_out(transport, compressed as u64, json as u64);
         }

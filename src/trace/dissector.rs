@@ -95,6 +95,9 @@ pub struct Dissector {
     inflater: Option<Box<Inflater>>,
     /// A compressed message is in progress (its later frames carry no RSV1).
     in_compressed: bool,
+    /// A preview's worth of the compressed message in progress was inflated: the rest of it is
+    /// not (a trace costs that much inflation per message, whatever the message inflates to).
+    inflated_enough: bool,
     /// The current frame's inflation: its masking key and offset, whether it ends its message,
     /// and the preview so far.
     inflating: Option<Inflating>,
@@ -150,6 +153,7 @@ impl Dissector {
             keep: (direction == Direction::Received).then_some(DEFAULT_KEEP),
             inflater: None,
             in_compressed: false,
+            inflated_enough: false,
             inflating: None,
         }
     }
@@ -416,6 +420,7 @@ impl Dissector {
         }
         if head.opcode != Opcode::Continuation {
             self.in_compressed = head.rsv & 0b100 != 0;
+            self.inflated_enough = false;
         }
         if self.in_compressed {
             self.inflating = Some(Inflating {
@@ -432,6 +437,9 @@ impl Dissector {
         let Some(frame) = &mut self.inflating else {
             return;
         };
+        if self.inflated_enough {
+            return;
+        }
         let mut payload = piece.to_vec();
         if let Some(key) = frame.mask {
             apply_mask(&mut payload, key, frame.offset);
@@ -461,6 +469,12 @@ impl Dissector {
             return;
         }
         self.in_compressed = false;
+        if self.inflated_enough {
+            // Inflation stopped mid-message: the window is not known, the next message starts
+            // afresh (a peer that keeps its context shows no preview for it).
+            inflater.reset();
+            return;
+        }
         let mut out = Vec::new();
         if inflater.finish(&mut out, MAX_INFLATE_STEP).is_err() {
             inflater.reset();
@@ -741,6 +755,43 @@ mod tests {
                 Some(&b"llo"[..]),
                 Some(&b"Hello"[..])
             ]
+        );
+    }
+
+    #[test]
+    fn a_message_is_inflated_only_up_to_its_preview() {
+        use crate::websocket::deflate::Compressor;
+        let mut c = Compressor::new();
+        let frame_of = |c: &mut Compressor, text: &[u8]| {
+            let mut payload = Vec::new();
+            assert!(c.compress(text, 15, &mut payload));
+            frame_bytes(
+                FrameHead {
+                    fin: true,
+                    rsv: 0b100,
+                    opcode: Opcode::Text,
+                    mask: Some([1, 2, 3, 4]),
+                    payload_len: payload.len() as u64,
+                },
+                &payload,
+            )
+        };
+        // 4 MiB that compress to a few KiB: the preview is 1 KiB and inflation stops there.
+        let bomb = frame_of(&mut c, &vec![b'a'; 4 << 20]);
+        let after = frame_of(&mut c, b"hello hello hello hello");
+        let mut d = Dissector::joining(Direction::Received, None, true);
+        let mut units = Vec::new();
+        for piece in bomb.chunks(512).chain(after.chunks(7)) {
+            d.feed(piece, &mut units);
+        }
+        let previews: Vec<usize> = units
+            .iter()
+            .map(|u| u.inflated.as_ref().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(previews, [INFLATED_PREVIEW, 23]);
+        assert_eq!(
+            units[1].inflated.as_deref(),
+            Some(&b"hello hello hello hello"[..])
         );
     }
 }
