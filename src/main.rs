@@ -202,8 +202,8 @@ struct ServeArgs {
     #[arg(verbatim_doc_comment, long, value_name = "BYTES", default_value_t = 64)]
     trace_preview: usize,
     /// Another origin that may publish, drop and open WebSockets
-    /// (repeatable); when given, an upgrade from any other Origin
-    /// gets 403 (one without Origin is accepted)
+    /// (repeatable); an upgrade from an Origin neither this
+    /// server's nor listed gets 403 (one without Origin is accepted)
     #[arg(verbatim_doc_comment, long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Answer /trace and /drop to any client, not only to
