@@ -406,3 +406,36 @@ fn past_the_open_file_limit_a_client_gets_503_with_retry_after() {
     assert_eq!(r.status, 503, "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
+
+// ── 8. Every head, pipelined or not, has the head deadline ─────────────────────────────────
+
+#[test]
+fn a_pipelined_head_sent_a_byte_at_a_time_gets_408_at_the_head_deadline() {
+    let server = TestServer::start(&["--no-demo", "--head-timeout", "1", "--idle-timeout", "20"]);
+    let mut c = server.connect();
+    let start = Instant::now();
+    c.send(b"GET /poll/a HTTP/1.1\r\nHost: t\r\n\r\nGET /poll/a HTTP/1.1\r\nX");
+    assert_eq!(c.read_response().status, 200);
+    // One more byte every 200 ms: the head is never complete, the connection never idle.
+    let answered = std::thread::scope(|s| {
+        let mut writer = c.stream.try_clone().unwrap();
+        s.spawn(move || {
+            use std::io::Write;
+            for _ in 0..25 {
+                if writer.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        c.set_read_timeout(Duration::from_secs(8));
+        let answered = c.read_response();
+        (answered, start.elapsed())
+    });
+    let (answered, took) = answered;
+    assert_eq!(answered.status, 408, "{answered:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "408 after {took:?} with --head-timeout 1"
+    );
+}
