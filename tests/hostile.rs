@@ -439,3 +439,35 @@ fn a_pipelined_head_sent_a_byte_at_a_time_gets_408_at_the_head_deadline() {
         "408 after {took:?} with --head-timeout 1"
     );
 }
+
+// ── 12. After a protocol error, the closing handshake ───────────────────────────────────────
+
+#[test]
+fn after_a_protocol_error_a_client_still_sending_gets_the_close_intact() {
+    use support::ws::{RawWs, frame, masked};
+    let server = TestServer::start(&["--no-demo"]);
+    let mut ws = RawWs::open(&server, "/echo");
+    // An unmasked client frame (RFC 6455 §5.1) → 1002; the client does not read yet and goes
+    // on sending, as a client that has not seen the Close does.
+    ws.send(&frame(true, 0x1, b"hi", None));
+    let until = Instant::now() + Duration::from_millis(300);
+    let mut sent = 0;
+    while Instant::now() < until {
+        if ws
+            .client
+            .try_send(&masked(true, 0x1, b"still talking"))
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(sent > 10, "the server stopped reading after {sent} frames");
+    assert_eq!(ws.read_close_code(), Some(1002));
+    // The peer's Close ends it at once, well before --ws-close-timeout (5 s).
+    let t = Instant::now();
+    ws.send(&masked(true, 0x8, &1000u16.to_be_bytes()));
+    ws.client.assert_closed();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
