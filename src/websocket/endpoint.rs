@@ -8,7 +8,9 @@
 //!    ├── close(code) / slow consumer ─► our Close sent ─► peer's Close or `close_timeout`
 //!    │                                                    ─► finished
 //!    ├── protocol error ─► our Close sent ─► input read and dropped (Linger) until the peer's
-//!    │                                       Close, its FIN or `close_timeout` ─► finished
+//!    │                                       Close, its FIN, [`LINGER_QUIET`] without input or
+//!    │                                       `close_timeout` ─► finished (at once when the
+//!    │                                       offending frame was the peer's Close)
 //!    └── peer's Close ─► answered ─► finished once flushed
 //! ```
 //! Input is taken frame by frame ([`Endpoint::receive`] returns after each frame that produced
@@ -20,6 +22,12 @@ use super::frame::{FrameHead, Opcode, encode_frame, frame_len};
 use super::session::{Event, Session, State};
 use crate::ledger::{ByCategory, Category, Layout};
 use crate::outbuf::{OutQueue, Segment, SharedUnit};
+
+/// After a protocol error, the connection ends once the peer has sent nothing for this long
+/// (and our Close has left): a peer still sending is read, so closing does not answer it with a
+/// reset, and a quiet one is not kept waiting for a Close it may never send (Autobahn's client
+/// drops the connection after 1 s). Apache's lingering close works the same way.
+pub const LINGER_QUIET: Duration = Duration::from_millis(500);
 
 /// Payload of the server's pings.
 const PING_PAYLOAD: &[u8] = b"pushwire";
@@ -93,6 +101,8 @@ pub struct Endpoint {
     close_after_flush: bool,
     /// Set after a protocol error: input is drained until the peer's Close (see [`Linger`]).
     linger: Option<Linger>,
+    /// While lingering: the moment the connection ends if the peer stays quiet.
+    quiet_due: Option<Instant>,
 }
 
 /// Queues a frame made for this connection only: its head, then `body` of `category`.
@@ -116,6 +126,7 @@ impl Endpoint {
             close_due: None,
             close_after_flush: false,
             linger: None,
+            quiet_due: None,
         }
     }
 
@@ -125,6 +136,9 @@ impl Endpoint {
         let mut received = Received::default();
         if let Some(linger) = self.linger {
             let consumed = self.drain(linger, input);
+            if consumed > 0 {
+                self.quiet_due = Some(now + LINGER_QUIET.min(self.settings.close_timeout));
+            }
             received.consumed = consumed;
             received.tally[Category::Other.index()] += consumed as u64;
             received.progressed = consumed > 0;
@@ -143,8 +157,14 @@ impl Endpoint {
             Err(e) => {
                 log::debug!("websocket protocol error: {e}");
                 unframed = input.len();
-                // What the peer sends next starts, most likely, at a frame of its own.
-                self.linger = Some(Linger::Head);
+                if e.is_in_peers_close() {
+                    // The peer has said its last: nothing to wait for.
+                    self.close_after_flush = true;
+                } else {
+                    // What the peer sends next starts, most likely, at a frame of its own.
+                    self.linger = Some(Linger::Head);
+                    self.quiet_due = Some(now + LINGER_QUIET.min(self.settings.close_timeout));
+                }
                 // A peer that does not read our Close is not waited for long.
                 self.close_due
                     .get_or_insert(now + self.settings.close_timeout);
@@ -286,11 +306,16 @@ impl Endpoint {
 
     /// The earliest moment [`Endpoint::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        [Some(self.next_ping), self.pong_due, self.close_due]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(self.next_ping)
+        [
+            Some(self.next_ping),
+            self.pong_due,
+            self.close_due,
+            self.quiet_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_ping)
     }
 
     /// Acts on passed deadlines: a ping when one is due, 1011 when a pong is overdue. Returns
@@ -299,6 +324,13 @@ impl Endpoint {
         if self.close_due.is_some_and(|t| t <= now) {
             log::debug!("websocket close handshake timed out");
             return true;
+        }
+        if self.quiet_due.is_some_and(|t| t <= now) {
+            if out.is_empty() {
+                return true;
+            }
+            // Our Close has not left yet: the quiet time counts from when it has.
+            self.quiet_due = Some(now + LINGER_QUIET.min(self.settings.close_timeout));
         }
         if self.pong_due.is_some_and(|t| t <= now) {
             log::debug!("websocket peer did not answer a ping");

@@ -99,7 +99,7 @@ fn a_protocol_error_closes_then_drains_input_until_the_peers_close() {
         !ws.is_finished(true),
         "the peer may still be sending: it is read"
     );
-    assert_eq!(ws.poll_timeout(), t0 + 5 * SECOND);
+    assert_eq!(ws.poll_timeout(), t0 + LINGER_QUIET);
     // What it sends meanwhile is read and dropped, answered by nothing.
     let mut input = frame(Opcode::Text, &[b'x'; 300]);
     input.extend(frame(Opcode::Ping, b"p"));
@@ -128,8 +128,25 @@ fn after_a_protocol_error_unframed_input_is_dropped_until_the_close_timeout() {
     let r = ws.receive(&frame(Opcode::Close, b""), t0, &mut out);
     assert_eq!(r.consumed, 6);
     assert!(!ws.is_finished(true), "no Close can be told apart any more");
-    assert!(!ws.handle_timeout(t0 + 4 * SECOND, &mut out));
-    assert!(ws.handle_timeout(t0 + 5 * SECOND, &mut out));
+    // Input keeps it open; quiet for LINGER_QUIET, it ends.
+    let t1 = t0 + LINGER_QUIET / 2;
+    ws.receive(b"more", t1, &mut out);
+    assert!(!ws.handle_timeout(t0 + LINGER_QUIET, &mut out));
+    assert_eq!(ws.poll_timeout(), t1 + LINGER_QUIET);
+    assert!(ws.handle_timeout(t1 + LINGER_QUIET, &mut out));
+}
+
+#[test]
+fn a_broken_close_from_the_peer_ends_after_the_flush() {
+    let t0 = Instant::now();
+    let mut ws = Endpoint::new(settings(), t0);
+    let mut out = OutQueue::new();
+    ws.receive(&frame(Opcode::Close, &1005u16.to_be_bytes()), t0, &mut out);
+    assert_eq!(&drain(&mut out)[..4], b"\x88\x19\x03\xea");
+    assert!(
+        ws.is_finished(true),
+        "a peer's Close is its last frame: nothing to read"
+    );
 }
 
 #[test]
