@@ -43,8 +43,8 @@ pub struct Settings {
     pub pong_timeout: Duration,
     /// How long to wait for the peer's Close after ours.
     pub close_timeout: Duration,
-    /// A peer that does not read what it causes (echoes, pongs) is not read either while this
-    /// many bytes wait for it.
+    /// A peer that does not read what it causes (echoes, pongs) is not read either while its
+    /// queued output holds this much memory ([`OutQueue::memory`]).
     pub max_pending_output: usize,
 }
 
