@@ -39,7 +39,9 @@ const DATA: &str = r#"{"symbol":"ACME","price":123.45,"volume":1200,"at":"2026-0
 /// The `Date` value a response carries (the server caches it per second).
 const DATE: &str = "Fri, 27 Nov 2026 17:46:11 GMT";
 
-/// One subscriber as the server holds it: its session core and its warm output queue.
+/// One subscriber as the server holds it: its session core and its warm output queue (unboxed,
+/// as in the server's session table).
+#[allow(clippy::large_enum_variant)]
 enum Subscriber {
     Sse(sse::Stream, OutQueue),
     Ws(Endpoint, OutQueue),

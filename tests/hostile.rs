@@ -436,3 +436,68 @@ fn a_websocket_from_a_foreign_page_is_refused_and_the_own_page_accepted() {
     assert_eq!(server.request(&upgrade_request("/ws/news")).status, 101);
     assert_still_serving(&server);
 }
+
+// ── 8. Every head, pipelined or not, has the head deadline ─────────────────────────────────
+
+#[test]
+fn a_pipelined_head_sent_a_byte_at_a_time_gets_408_at_the_head_deadline() {
+    let server = TestServer::start(&["--no-demo", "--head-timeout", "1", "--idle-timeout", "20"]);
+    let mut c = server.connect();
+    let start = Instant::now();
+    c.send(b"GET /poll/a HTTP/1.1\r\nHost: t\r\n\r\nGET /poll/a HTTP/1.1\r\nX");
+    assert_eq!(c.read_response().status, 200);
+    // One more byte every 200 ms: the head is never complete, the connection never idle.
+    let answered = std::thread::scope(|s| {
+        let mut writer = c.stream.try_clone().unwrap();
+        s.spawn(move || {
+            use std::io::Write;
+            for _ in 0..25 {
+                if writer.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        c.set_read_timeout(Duration::from_secs(8));
+        let answered = c.read_response();
+        (answered, start.elapsed())
+    });
+    let (answered, took) = answered;
+    assert_eq!(answered.status, 408, "{answered:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "408 after {took:?} with --head-timeout 1"
+    );
+}
+
+// ── 12. After a protocol error, the closing handshake ───────────────────────────────────────
+
+#[test]
+fn after_a_protocol_error_a_client_still_sending_gets_the_close_intact() {
+    use support::ws::{RawWs, frame, masked};
+    let server = TestServer::start(&["--no-demo"]);
+    let mut ws = RawWs::open(&server, "/echo");
+    // An unmasked client frame (RFC 6455 §5.1) → 1002; the client does not read yet and goes
+    // on sending, as a client that has not seen the Close does.
+    ws.send(&frame(true, 0x1, b"hi", None));
+    let until = Instant::now() + Duration::from_millis(300);
+    let mut sent = 0;
+    while Instant::now() < until {
+        if ws
+            .client
+            .try_send(&masked(true, 0x1, b"still talking"))
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(sent > 10, "the server stopped reading after {sent} frames");
+    assert_eq!(ws.read_close_code(), Some(1002));
+    // The peer's Close ends it at once, well before --ws-close-timeout (5 s).
+    let t = Instant::now();
+    ws.send(&masked(true, 0x8, &1000u16.to_be_bytes()));
+    ws.client.assert_closed();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}

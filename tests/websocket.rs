@@ -207,6 +207,7 @@ fn protocol_violations_are_closed_with_the_right_code() {
         let mut ws = RawWs::open(&server, "/echo");
         ws.send(&bytes);
         assert_eq!(ws.read_close_code(), Some(code), "{what}");
+        ws.answer_close();
         ws.client.assert_closed();
     }
     assert_still_serving(&server);

@@ -99,6 +99,7 @@ fn run(server: &TestServer, cases: Vec<Case>) {
                         c.name
                     );
                     assert_eq!(&got.payload[..2], &code.to_be_bytes(), "{}", c.name);
+                    ws.answer_close();
                     ws.client.assert_closed();
                     closed = true;
                 }
@@ -525,6 +526,7 @@ fn section_6_4_fail_fast_before_the_message_ends() {
                 break;
             }
         }
+        ws.answer_close();
         ws.client.assert_closed();
     }
 }

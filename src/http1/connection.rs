@@ -40,7 +40,8 @@ pub struct Settings {
     pub closing_grace: Duration,
     /// Largest request body, in bytes (413).
     pub max_body: usize,
-    /// Pipelined requests wait while this many bytes of earlier answers are unread.
+    /// Pipelined requests wait while unread earlier answers hold this much memory
+    /// ([`crate::outbuf::OutQueue::memory`]).
     pub max_pending_output: usize,
 }
 

@@ -48,12 +48,14 @@ impl Connection {
         }
     }
 
-    /// Reads while the socket has data and the input buffer is under `cap`. Reads land in the
-    /// loop's one `scratch` buffer and only the bytes received are copied to the connection, so an
-    /// idle connection holds no read buffer of its own.
+    /// Reads while the socket has data and the input buffer is under `cap`, and at most `cap`
+    /// bytes per call (a closing connection drains without keeping its input, so its buffer never
+    /// fills: a peer sending fast must not hold the loop). Reads land in the loop's one `scratch`
+    /// buffer and only the bytes received are copied to the connection, so an idle connection
+    /// holds no read buffer of its own.
     pub(crate) fn fill_input(&mut self, cap: usize, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
         let mut total = 0;
-        while self.readable && !self.peer_closed && self.client.input.len() < cap {
+        while self.readable && !self.peer_closed && self.client.input.len() < cap && total < cap {
             let room = (cap - self.client.input.len()).min(scratch.len());
             self.client.unattributed_reads += 1;
             let n = match self.socket.read(&mut scratch[..room]) {

@@ -71,6 +71,25 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// Lets a repeated log line through at most once per interval, counting what it held back.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl Throttle {
+    /// Whether to log now; if so, how many occurrences were held back since the last line.
+    fn allow(&mut self, now: Instant, interval: Duration) -> Option<u64> {
+        if self.last.is_some_and(|t| now < t + interval) {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
 /// Asks a running server to shut down gracefully, from any thread.
 #[derive(Clone)]
 pub struct ShutdownHandle {
@@ -110,9 +129,8 @@ pub struct Server {
     /// Set once shutdown began: the moment every connection is closed regardless.
     /// Accepting paused (out of file descriptors) until this moment.
     accept_paused_until: Option<Instant>,
-    /// When an accept error was last logged, and how many were not logged since.
-    accept_error_logged: Option<Instant>,
-    accept_errors_unlogged: u64,
+    /// Accept errors are logged at most once per [`ACCEPT_ERROR_LOG_INTERVAL`].
+    accept_error_log: Throttle,
     /// A descriptor held in reserve (`/dev/null`): out of descriptors, it is let go to accept one
     /// client and tell it `503` instead of leaving it in the backlog unanswered.
     spare_fd: Option<std::fs::File>,
@@ -164,8 +182,7 @@ impl Server {
                 waker,
             },
             accept_paused_until: None,
-            accept_error_logged: None,
-            accept_errors_unlogged: 0,
+            accept_error_log: Throttle::default(),
             spare_fd: std::fs::File::open("/dev/null").ok(),
             next_tick: None,
             ticks: 0,
@@ -351,16 +368,14 @@ impl Server {
 
     /// Logs an accept error at most once a second, with how many went unlogged before it.
     fn log_accept_error(&mut self, e: &io::Error) {
-        let due = self
-            .accept_error_logged
-            .is_none_or(|t| self.app.now >= t + ACCEPT_ERROR_LOG_INTERVAL);
-        if !due {
-            self.accept_errors_unlogged += 1;
-            return;
+        if let Some(unlogged) = self
+            .accept_error_log
+            .allow(self.app.now, ACCEPT_ERROR_LOG_INTERVAL)
+        {
+            log::warn!(
+                "accept failed: {e} ({unlogged} more since the last warning); answering 503"
+            );
         }
-        let unlogged = std::mem::take(&mut self.accept_errors_unlogged);
-        log::warn!("accept failed: {e} ({unlogged} more since the last warning); answering 503");
-        self.accept_error_logged = Some(self.app.now);
     }
 
     /// The answer past `--max-connections`.
@@ -619,5 +634,23 @@ impl Server {
         if let Some(published) = self.app.tick(self.ticks, sent_ms) {
             self.fan_out(published);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_log_speaks_once_per_interval_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut log = Throttle::default();
+        assert_eq!(log.allow(t0, second), Some(0));
+        for i in 1..10 {
+            assert_eq!(log.allow(t0 + i * ACCEPT_BACKOFF, second), None);
+        }
+        assert_eq!(log.allow(t0 + second, second), Some(9));
+        assert_eq!(log.allow(t0 + second, second), None);
     }
 }

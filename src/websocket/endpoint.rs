@@ -5,8 +5,12 @@
 //! ```text
 //!  Open ── ping every `ping_interval` ──► pong due ── pong ──► Open
 //!    │                                       └─ no pong in `pong_timeout` ─► close 1011, then drop
-//!    ├── close(code) / protocol error / slow consumer ─► our Close sent ─► peer's Close or
-//!    │                                                   `close_timeout` ─► finished
+//!    ├── close(code) / slow consumer ─► our Close sent ─► peer's Close or `close_timeout`
+//!    │                                                    ─► finished
+//!    ├── protocol error ─► our Close sent ─► input read and dropped (Linger) until the peer's
+//!    │                                       Close, its FIN, [`LINGER_QUIET`] without input or
+//!    │                                       `close_timeout` ─► finished (at once when the
+//!    │                                       offending frame was the peer's Close)
 //!    └── peer's Close ─► answered ─► finished once flushed
 //! ```
 //! Input is taken frame by frame ([`Endpoint::receive`] returns after each frame that produced
@@ -16,10 +20,16 @@ use std::time::{Duration, Instant};
 use super::close::CloseCode;
 use super::deflate::Compressor;
 use super::extension::Agreement;
-use super::frame::{Opcode, encode_compressed_frame, encode_frame, frame_len};
+use super::frame::{FrameHead, Opcode, encode_compressed_frame, encode_frame, frame_len};
 use super::session::{Event, Session, State};
 use crate::ledger::{ByCategory, Category, Deflated, Layout};
 use crate::outbuf::{OutQueue, Segment, SharedUnit};
+
+/// After a protocol error, the connection ends once the peer has sent nothing for this long
+/// (and our Close has left): a peer still sending is read, so closing does not answer it with a
+/// reset, and a quiet one is not kept waiting for a Close it may never send (Autobahn's client
+/// drops the connection after 1 s). Apache's lingering close works the same way.
+pub const LINGER_QUIET: Duration = Duration::from_millis(500);
 
 /// Payload of the server's pings.
 const PING_PAYLOAD: &[u8] = b"pushwire";
@@ -35,8 +45,8 @@ pub struct Settings {
     pub pong_timeout: Duration,
     /// How long to wait for the peer's Close after ours.
     pub close_timeout: Duration,
-    /// A peer that does not read what it causes (echoes, pongs) is not read either while this
-    /// many bytes wait for it.
+    /// A peer that does not read what it causes (echoes, pongs) is not read either while its
+    /// queued output holds this much memory ([`OutQueue::memory`]).
     pub max_pending_output: usize,
 }
 
@@ -65,6 +75,22 @@ pub struct Received {
     pub progressed: bool,
 }
 
+/// After a protocol error and our Close: what the peer still sends is read and dropped, so that
+/// closing TCP with unread input does not answer it with a reset that can destroy our Close in
+/// flight (RFC 6455 §7.1.1: the closing handshake, then TCP). Frames are followed while they can
+/// be; the end is the peer's Close, its FIN, or the close timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    /// At what should be a frame head (a masked client frame).
+    Head,
+    /// Skipping the payload of a frame; `close` when it is the peer's Close.
+    Payload { remaining: u64, close: bool },
+    /// The framing can not be followed: everything is dropped until FIN or the timeout.
+    Unframed,
+    /// The peer's Close arrived: nothing more to wait for.
+    PeerClosed,
+}
+
 /// One WebSocket connection after the 101.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -78,9 +104,13 @@ pub struct Endpoint {
     /// Set once our Close is queued: the connection ends at this moment if the peer has not
     /// answered.
     close_due: Option<Instant>,
-    /// End the connection as soon as the output is flushed (protocol error, slow consumer, dead
-    /// peer): the peer is not waited for.
+    /// End the connection as soon as the output is flushed (slow consumer, dead peer): the peer
+    /// is not waited for.
     close_after_flush: bool,
+    /// Set after a protocol error: input is drained until the peer's Close (see [`Linger`]).
+    linger: Option<Linger>,
+    /// While lingering: the moment the connection ends if the peer stays quiet.
+    quiet_due: Option<Instant>,
 }
 
 /// Queues a frame made for this connection only: its head, then `body` of `category`.
@@ -114,6 +144,8 @@ impl Endpoint {
             pong_due: None,
             close_due: None,
             close_after_flush: false,
+            linger: None,
+            quiet_due: None,
         }
     }
 
@@ -121,6 +153,16 @@ impl Endpoint {
     /// session owes the peer (a pong, a close reply) and returns the data messages completed.
     pub fn receive(&mut self, input: &[u8], now: Instant, out: &mut OutQueue) -> Received {
         let mut received = Received::default();
+        if let Some(linger) = self.linger {
+            let consumed = self.drain(linger, input);
+            if consumed > 0 {
+                self.quiet_due = Some(now + LINGER_QUIET.min(self.settings.close_timeout));
+            }
+            received.consumed = consumed;
+            received.tally[Category::Other.index()] += consumed as u64;
+            received.progressed = consumed > 0;
+            return received;
+        }
         if input.is_empty() && !self.session.wants_transmit() {
             return received;
         }
@@ -134,7 +176,14 @@ impl Endpoint {
             Err(e) => {
                 log::debug!("websocket protocol error: {e}");
                 unframed = input.len();
-                self.close_after_flush = true;
+                if e.is_in_peers_close() {
+                    // The peer has said its last: nothing to wait for.
+                    self.close_after_flush = true;
+                } else {
+                    // What the peer sends next starts, most likely, at a frame of its own.
+                    self.linger = Some(Linger::Head);
+                    self.quiet_due = Some(now + LINGER_QUIET.min(self.settings.close_timeout));
+                }
                 // A peer that does not read our Close is not waited for long.
                 self.close_due
                     .get_or_insert(now + self.settings.close_timeout);
@@ -176,6 +225,47 @@ impl Endpoint {
         // An incomplete frame head waits for more input: that is no progress.
         received.progressed = received.consumed > 0 || events > 0 || transmitted;
         received
+    }
+
+    /// Reads and drops input after a protocol error, following frames while they look like a
+    /// client's; returns the bytes consumed (all but an incomplete frame head).
+    fn drain(&mut self, mut linger: Linger, input: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < input.len() {
+            let rest = &input[pos..];
+            linger = match linger {
+                Linger::Unframed | Linger::PeerClosed => {
+                    pos = input.len();
+                    linger
+                }
+                Linger::Payload { remaining, close } => {
+                    let take = usize::try_from(remaining).map_or(rest.len(), |r| r.min(rest.len()));
+                    pos += take;
+                    match (remaining - take as u64, close) {
+                        (0, true) => Linger::PeerClosed,
+                        (0, false) => Linger::Head,
+                        (remaining, close) => Linger::Payload { remaining, close },
+                    }
+                }
+                Linger::Head => match FrameHead::decode(rest) {
+                    Ok(None) => break,
+                    // A client's frames are masked (RFC 6455 §5.3): anything else is no frame.
+                    Ok(Some((head, _))) if head.mask.is_none() => Linger::Unframed,
+                    Err(_) => Linger::Unframed,
+                    Ok(Some((head, head_len))) => {
+                        pos += head_len;
+                        let close = head.opcode == Opcode::Close;
+                        match (head.payload_len, close) {
+                            (0, true) => Linger::PeerClosed,
+                            (0, false) => Linger::Head,
+                            (remaining, close) => Linger::Payload { remaining, close },
+                        }
+                    }
+                },
+            };
+        }
+        self.linger = Some(linger);
+        pos
     }
 
     /// Moves the control frames the session owes into `out`; true when there were any.
@@ -290,11 +380,16 @@ impl Endpoint {
 
     /// The earliest moment [`Endpoint::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        [Some(self.next_ping), self.pong_due, self.close_due]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(self.next_ping)
+        [
+            Some(self.next_ping),
+            self.pong_due,
+            self.close_due,
+            self.quiet_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_ping)
     }
 
     /// Acts on passed deadlines: a ping when one is due, 1011 when a pong is overdue. Returns
@@ -303,6 +398,13 @@ impl Endpoint {
         if self.close_due.is_some_and(|t| t <= now) {
             log::debug!("websocket close handshake timed out");
             return true;
+        }
+        if self.quiet_due.is_some_and(|t| t <= now) {
+            if out.is_empty() {
+                return true;
+            }
+            // Our Close has not left yet: the quiet time counts from when it has.
+            self.quiet_due = Some(now + LINGER_QUIET.min(self.settings.close_timeout));
         }
         if self.pong_due.is_some_and(|t| t <= now) {
             log::debug!("websocket peer did not answer a ping");
@@ -321,7 +423,10 @@ impl Endpoint {
 
     /// True once nothing more will be read or written and the connection can end.
     pub fn is_finished(&self, output_empty: bool) -> bool {
-        output_empty && (self.session.state() == State::Closed || self.close_after_flush)
+        output_empty
+            && (self.session.state() == State::Closed
+                || self.close_after_flush
+                || self.linger == Some(Linger::PeerClosed))
     }
 }
 

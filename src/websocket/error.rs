@@ -71,6 +71,17 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
+    /// Whether the frame that broke the rule was the peer's Close: the last frame it sends
+    /// (RFC 6455 §5.5.1), so there is nothing left to read before closing TCP.
+    pub fn is_in_peers_close(&self) -> bool {
+        matches!(
+            self,
+            ProtocolError::CloseFrameTooShort
+                | ProtocolError::InvalidCloseCode { .. }
+                | ProtocolError::InvalidCloseReason
+        )
+    }
+
     /// The close status code the server sends when failing the connection for this error.
     pub fn close_code(&self) -> CloseCode {
         match self {

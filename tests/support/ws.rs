@@ -89,6 +89,14 @@ impl RawWs {
         }
     }
 
+    /// Answers the server's Close as a client should (RFC 6455 §5.5.1) and ends its side: after a
+    /// protocol error the server reads until the peer's Close or FIN before closing TCP. The
+    /// server may have closed already; a failed write is not an error here.
+    pub fn answer_close(&mut self) {
+        let _ = self.client.try_send(&masked(true, 0x8, b""));
+        self.client.shutdown_write();
+    }
+
     pub fn text(&mut self) -> String {
         let f = self.read_frame();
         assert_eq!(

@@ -87,7 +87,7 @@ fn our_close_waits_for_the_peer_until_the_close_timeout() {
 }
 
 #[test]
-fn a_protocol_error_closes_and_ends_after_the_flush() {
+fn a_protocol_error_closes_then_drains_input_until_the_peers_close() {
     let t0 = Instant::now();
     let mut ws = Endpoint::new(settings(), t0);
     let mut out = OutQueue::new();
@@ -95,8 +95,58 @@ fn a_protocol_error_closes_and_ends_after_the_flush() {
     let r = ws.receive(b"\x81\x02hi", t0, &mut out);
     assert_eq!(r.consumed, 4);
     assert_eq!(&drain(&mut out)[..4], b"\x88\x19\x03\xea");
-    assert!(ws.is_finished(true));
-    assert_eq!(ws.poll_timeout(), t0 + 5 * SECOND);
+    assert!(
+        !ws.is_finished(true),
+        "the peer may still be sending: it is read"
+    );
+    assert_eq!(ws.poll_timeout(), t0 + LINGER_QUIET);
+    // What it sends meanwhile is read and dropped, answered by nothing.
+    let mut input = frame(Opcode::Text, &[b'x'; 300]);
+    input.extend(frame(Opcode::Ping, b"p"));
+    let close = frame(Opcode::Close, &1000u16.to_be_bytes());
+    input.extend(&close[..3]);
+    let r = ws.receive(&input, t0, &mut out);
+    assert_eq!(r.consumed, input.len() - 3, "an incomplete head waits");
+    assert!(r.messages.is_empty() && out.is_empty());
+    assert_eq!(r.tally[Category::Other.index()], r.consumed as u64);
+    assert!(!ws.is_finished(true));
+    let r = ws.receive(&close, t0, &mut out);
+    assert_eq!(r.consumed, close.len());
+    assert!(ws.is_finished(true), "the peer's Close ends it");
+}
+
+#[test]
+fn after_a_protocol_error_unframed_input_is_dropped_until_the_close_timeout() {
+    let t0 = Instant::now();
+    let mut ws = Endpoint::new(settings(), t0);
+    let mut out = OutQueue::new();
+    ws.receive(b"\xc1\x80\x01\x02\x03\x04", t0, &mut out);
+    drain(&mut out);
+    // Unmasked: no client frame, the framing is lost.
+    let r = ws.receive(b"\x88\x00garbage", t0, &mut out);
+    assert_eq!(r.consumed, 9);
+    let r = ws.receive(&frame(Opcode::Close, b""), t0, &mut out);
+    assert_eq!(r.consumed, 6);
+    assert!(!ws.is_finished(true), "no Close can be told apart any more");
+    // Input keeps it open; quiet for LINGER_QUIET, it ends.
+    let t1 = t0 + LINGER_QUIET / 2;
+    ws.receive(b"more", t1, &mut out);
+    assert!(!ws.handle_timeout(t0 + LINGER_QUIET, &mut out));
+    assert_eq!(ws.poll_timeout(), t1 + LINGER_QUIET);
+    assert!(ws.handle_timeout(t1 + LINGER_QUIET, &mut out));
+}
+
+#[test]
+fn a_broken_close_from_the_peer_ends_after_the_flush() {
+    let t0 = Instant::now();
+    let mut ws = Endpoint::new(settings(), t0);
+    let mut out = OutQueue::new();
+    ws.receive(&frame(Opcode::Close, &1005u16.to_be_bytes()), t0, &mut out);
+    assert_eq!(&drain(&mut out)[..4], b"\x88\x19\x03\xea");
+    assert!(
+        ws.is_finished(true),
+        "a peer's Close is its last frame: nothing to read"
+    );
 }
 
 #[test]
