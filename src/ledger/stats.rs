@@ -18,6 +18,7 @@ pub struct LatencySummary {
 /// bytes on the wire and what those inflate to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Deflated {
+    /// Compressed messages.
     pub messages: u64,
     /// Payload bytes as sent (category `ws_compressed`).
     pub compressed: u64,

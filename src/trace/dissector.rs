@@ -35,6 +35,7 @@ enum State {
 /// One wire unit cut from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
+    /// What the unit is.
     pub kind: UnitKind,
     /// The unit's bytes exactly as they crossed the socket.
     pub bytes: Vec<u8>,
