@@ -402,9 +402,18 @@ impl Session {
                 self.wire_buf.extend_from_slice(chunk);
                 apply_mask(&mut self.wire_buf, payload.key, offset);
                 let max = self.max_message_size;
-                inflater(&mut self.deflate)
-                    .inflate(&self.wire_buf, &mut self.message_buf, max)
-                    .map_err(|e| inflate_error(e, max))?;
+                let inflated =
+                    inflater(&mut self.deflate).inflate(&self.wire_buf, &mut self.message_buf, max);
+                if let Err(e) = inflated {
+                    // Text inflated before the bad data fails first if it is not UTF-8.
+                    if self.message == Message::Text {
+                        let fresh = self.message_buf.get(start..).unwrap_or_default();
+                        self.utf8
+                            .feed(fresh)
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    return Err(inflate_error(e, max));
+                }
             } else {
                 self.message_buf.extend_from_slice(chunk);
                 let fresh = self.message_buf.get_mut(start..).unwrap_or_default();
@@ -437,12 +446,11 @@ impl Session {
     fn end_compressed(&mut self) -> Result<(), ProtocolError> {
         let start = self.message_buf.len();
         // An empty compressed payload is an empty message; the inflater is not involved.
-        if self.message_len > 0 {
-            let max = self.max_message_size;
-            inflater(&mut self.deflate)
-                .finish(&mut self.message_buf, max)
-                .map_err(|e| inflate_error(e, max))?;
-        }
+        let finished = if self.message_len > 0 {
+            inflater(&mut self.deflate).finish(&mut self.message_buf, self.max_message_size)
+        } else {
+            Ok(())
+        };
         if let Some(d) = &mut self.deflate
             && d.agreement.client_no_context_takeover
         {
@@ -454,6 +462,7 @@ impl Session {
                 .feed(fresh)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
+        finished.map_err(|e| inflate_error(e, self.max_message_size))?;
         self.tally.compressed_messages += 1;
         self.tally.inflated += self.message_buf.len() as u64;
         Ok(())
