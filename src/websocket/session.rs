@@ -125,8 +125,6 @@ pub struct Session {
     deflate: Option<Receiving>,
     /// The message in progress has RSV1 set: its payload is inflated as it arrives.
     compressed: bool,
-    /// A piece of compressed payload, unmasked, on its way into the inflater.
-    wire_buf: Vec<u8>,
 }
 
 /// The receiving half of permessage-deflate on one connection.
@@ -155,7 +153,6 @@ impl Session {
             tally: InputTally::default(),
             deflate: None,
             compressed: false,
-            wire_buf: Vec::new(),
         }
     }
 
@@ -398,12 +395,20 @@ impl Session {
         } else if keep_data {
             let start = self.message_buf.len();
             if self.compressed {
-                self.wire_buf.clear();
-                self.wire_buf.extend_from_slice(chunk);
-                apply_mask(&mut self.wire_buf, payload.key, offset);
                 let max = self.max_message_size;
-                let inflated =
-                    inflater(&mut self.deflate).inflate(&self.wire_buf, &mut self.message_buf, max);
+                // Unmasked piece by piece on the stack: no buffer for compressed bytes is kept.
+                let mut piece = [0u8; 4096];
+                let mut inflated = Ok(());
+                for (i, wire) in chunk.chunks(piece.len()).enumerate() {
+                    let unmasked = &mut piece[..wire.len()];
+                    unmasked.copy_from_slice(wire);
+                    apply_mask(unmasked, payload.key, (offset + i * 4096) % 4);
+                    inflated =
+                        inflater(&mut self.deflate).inflate(unmasked, &mut self.message_buf, max);
+                    if inflated.is_err() {
+                        break;
+                    }
+                }
                 if let Err(e) = inflated {
                     // Text inflated before the bad data fails first if it is not UTF-8.
                     if self.message == Message::Text {
@@ -537,7 +542,6 @@ impl Session {
         self.read = Read::Failed;
         self.message_buf = Vec::new();
         self.control_buf = Vec::new();
-        self.wire_buf = Vec::new();
         if let Some(d) = &mut self.deflate {
             d.inflater = None;
         }
