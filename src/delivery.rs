@@ -1,6 +1,8 @@
 //! How a published message is put on the wire by each transport, encoded once per message and
 //! shared by every subscriber: the JSON object (polls, and inside WebSocket frames), the SSE event
-//! in its HTTP chunk (or bare, for HTTP/1.0 streams), the WebSocket text frame. Each encoding
+//! in its HTTP chunk (or bare, for HTTP/1.0 streams), the WebSocket text frame, plain or
+//! compressed (permessage-deflate: one slot per window the server compresses with; the server
+//! keeps no context, so the compressed bytes are the same for every subscriber). Each encoding
 //! carries its [`Layout`](crate::ledger::Layout) so the ledger can tell payload from overhead.
 //!
 //! A live message is encoded once per transport for its fan-out ([`Encodings`], made by the

@@ -319,6 +319,50 @@ fn channel_message_is_compressed_once_and_the_same_frame_goes_to_each_subscriber
 }
 
 #[test]
+fn traces_show_rsv1_and_the_inflated_preview() {
+    let dir = std::env::temp_dir().join(format!("pushwire-deflate-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("trace.jsonl");
+    let _ = std::fs::remove_file(&file);
+    let server = TestServer::start(&["--no-demo", "--trace-file", file.to_str().unwrap()]);
+    let mut ws = Ws::open(&server, "/echo", Some("permessage-deflate"));
+    let text = long_text(500);
+    ws.client.send(&compressed(
+        true,
+        TEXT,
+        &Deflater::new().compress(text.as_bytes()),
+    ));
+    assert!(ws.read().rsv1);
+    let summaries = || -> Vec<(String, String)> {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "ws_frame")
+            .map(|r| {
+                (
+                    r["dir"].as_str().unwrap().to_owned(),
+                    r["summary"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert!(support::wait_until(
+        std::time::Duration::from_secs(5),
+        || summaries().len() >= 2
+    ));
+    let expected = format!("inflated \"{}…\"", &text[..64]);
+    for (dir, summary) in summaries() {
+        assert!(
+            summary.starts_with("TEXT fin rsv=0x4 len="),
+            "{dir} {summary}"
+        );
+        assert!(summary.ends_with(&expected), "{dir} {summary}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn decompression_bomb_is_closed_1009_while_inflating() {
     let server = TestServer::start(&["--no-demo", "--max-message-size", "65536"]);
     let mut ws = Ws::open(&server, "/echo", Some("permessage-deflate"));

@@ -142,7 +142,8 @@ impl Inflater {
     }
 
     /// Inflates a piece of a compressed message, appending to `out`; `out` never holds more than
-    /// `limit` bytes nor is allocated beyond that.
+    /// `limit` bytes nor is allocated beyond that. On an error, `out` still holds what was
+    /// inflated before it (up to the limit).
     pub fn inflate(
         &mut self,
         input: &[u8],
@@ -158,20 +159,27 @@ impl Inflater {
             let (before_in, before_out) = (self.inner.total_in(), self.inner.total_out());
             let status = self
                 .inner
-                .decompress(&input[pos..], &mut step, FlushDecompress::Sync)
-                .map_err(|_| InflateError::Invalid)?;
+                .decompress(&input[pos..], &mut step, FlushDecompress::Sync);
             let read = (self.inner.total_in() - before_in) as usize;
             let produced = (self.inner.total_out() - before_out) as usize;
             pos += read;
-            if produced > limit.saturating_sub(out.len()) {
-                return Err(InflateError::TooBig);
-            }
-            if out.capacity() - out.len() < produced {
+            // Kept up to the limit even when the data then turns out bad or too big, so the
+            // caller checks the same bytes (UTF-8) first however the input was split.
+            let room = limit.saturating_sub(out.len());
+            let keep = produced.min(room);
+            if out.capacity() - out.len() < keep {
                 // Grow geometrically, but never past the limit.
-                let want = (out.capacity() * 2).max(out.len() + produced).min(limit);
+                let want = (out.capacity() * 2).max(out.len() + keep).min(limit);
                 out.reserve_exact(want - out.len());
             }
-            out.extend_from_slice(&step[..produced]);
+            out.extend_from_slice(&step[..keep]);
+            // In stream order: output past the limit came before any bad data after it.
+            if produced > room {
+                return Err(InflateError::TooBig);
+            }
+            let Ok(status) = status else {
+                return Err(InflateError::Invalid);
+            };
             if status == Status::StreamEnd {
                 self.ended = true;
                 return Ok(());

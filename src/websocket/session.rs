@@ -125,8 +125,6 @@ pub struct Session {
     deflate: Option<Receiving>,
     /// The message in progress has RSV1 set: its payload is inflated as it arrives.
     compressed: bool,
-    /// A piece of compressed payload, unmasked, on its way into the inflater.
-    wire_buf: Vec<u8>,
 }
 
 /// The receiving half of permessage-deflate on one connection.
@@ -155,7 +153,6 @@ impl Session {
             tally: InputTally::default(),
             deflate: None,
             compressed: false,
-            wire_buf: Vec::new(),
         }
     }
 
@@ -398,13 +395,30 @@ impl Session {
         } else if keep_data {
             let start = self.message_buf.len();
             if self.compressed {
-                self.wire_buf.clear();
-                self.wire_buf.extend_from_slice(chunk);
-                apply_mask(&mut self.wire_buf, payload.key, offset);
                 let max = self.max_message_size;
-                inflater(&mut self.deflate)
-                    .inflate(&self.wire_buf, &mut self.message_buf, max)
-                    .map_err(|e| inflate_error(e, max))?;
+                // Unmasked piece by piece on the stack: no buffer for compressed bytes is kept.
+                let mut piece = [0u8; 4096];
+                let mut inflated = Ok(());
+                for (i, wire) in chunk.chunks(piece.len()).enumerate() {
+                    let unmasked = &mut piece[..wire.len()];
+                    unmasked.copy_from_slice(wire);
+                    apply_mask(unmasked, payload.key, (offset + i * 4096) % 4);
+                    inflated =
+                        inflater(&mut self.deflate).inflate(unmasked, &mut self.message_buf, max);
+                    if inflated.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = inflated {
+                    // Text inflated before the bad data fails first if it is not UTF-8.
+                    if self.message == Message::Text {
+                        let fresh = self.message_buf.get(start..).unwrap_or_default();
+                        self.utf8
+                            .feed(fresh)
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    return Err(inflate_error(e, max));
+                }
             } else {
                 self.message_buf.extend_from_slice(chunk);
                 let fresh = self.message_buf.get_mut(start..).unwrap_or_default();
@@ -437,12 +451,11 @@ impl Session {
     fn end_compressed(&mut self) -> Result<(), ProtocolError> {
         let start = self.message_buf.len();
         // An empty compressed payload is an empty message; the inflater is not involved.
-        if self.message_len > 0 {
-            let max = self.max_message_size;
-            inflater(&mut self.deflate)
-                .finish(&mut self.message_buf, max)
-                .map_err(|e| inflate_error(e, max))?;
-        }
+        let finished = if self.message_len > 0 {
+            inflater(&mut self.deflate).finish(&mut self.message_buf, self.max_message_size)
+        } else {
+            Ok(())
+        };
         if let Some(d) = &mut self.deflate
             && d.agreement.client_no_context_takeover
         {
@@ -454,6 +467,7 @@ impl Session {
                 .feed(fresh)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
+        finished.map_err(|e| inflate_error(e, self.max_message_size))?;
         self.tally.compressed_messages += 1;
         self.tally.inflated += self.message_buf.len() as u64;
         Ok(())
@@ -528,7 +542,6 @@ impl Session {
         self.read = Read::Failed;
         self.message_buf = Vec::new();
         self.control_buf = Vec::new();
-        self.wire_buf = Vec::new();
         if let Some(d) = &mut self.deflate {
             d.inflater = None;
         }
