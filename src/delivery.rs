@@ -5,8 +5,9 @@
 //! keeps no context, so the compressed bytes are the same for every subscriber). Each encoding
 //! carries its [`Layout`](crate::ledger::Layout) so the ledger can tell payload from overhead.
 //!
-//! A live message is encoded once per transport for its fan-out ([`Encodings`], made by the
-//! first subscriber that needs each), and every subscriber's queue shares those bytes. Nothing
+//! A live message is encoded once per transport for its fan-out
+//! ([`Encodings`](crate::delivery::Encodings), made by the first subscriber that needs each),
+//! and every subscriber's queue shares those bytes. Nothing
 //! is kept beside the history: a replay (a poll, a resume from an id) encodes what it sends, and
 //! its bytes live in that client's output queue until written. Kept encodings would be memory
 //! outside the hub's budget, and not a little of it: a payload of newlines is 2× as JSON and 7×
