@@ -55,7 +55,7 @@ end=$((SECONDS + secs))
         rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status")
         t=$((SECONDS - start))
         echo "$t $rss" >>"$out/rss.txt"
-        printf 'soak: t=%4ds  rss=%6.1f MiB\n' "$t" "$(echo "$rss / 1024" | bc -l)"
+        awk -v t="$t" -v rss="$rss" 'BEGIN { printf "soak: t=%4ds  rss=%6.1f MiB\n", t, rss / 1024 }'
         sleep 10
     done
 ) &

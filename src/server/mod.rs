@@ -9,6 +9,7 @@
 //! output waits), as in rustls's `tlsserver-mio` example.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod accept;
 mod connection;
 mod fanout;
 mod fdlimit;
@@ -29,7 +30,8 @@ use crate::app::{App, Client, Effect};
 use crate::config::Config;
 use crate::http1::{Refusal, Status};
 use crate::ledger::{Category, Counter, Transport};
-use crate::outbuf::{OutQueue, WriteReport};
+use crate::outbuf::WriteReport;
+use accept::Throttle;
 use connection::{Connection, ReadOutcome};
 use timers::Timers;
 
@@ -51,9 +53,6 @@ const DRIVE_BUDGET: u32 = 32;
 /// How long to wait before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accept errors (EMFILE…) are logged at most once per this interval.
-const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Connections the kernel may queue before the loop accepts them. mio and std listen with 128; a
 /// burst of clients larger than that (thousands of long-polls reconnecting at once) would see SYNs
 /// dropped and retried a second later. The kernel caps it at `net.core.somaxconn`.
@@ -69,25 +68,6 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
-}
-
-/// Lets a repeated log line through at most once per interval, counting what it held back.
-#[derive(Debug, Default)]
-struct Throttle {
-    last: Option<Instant>,
-    held_back: u64,
-}
-
-impl Throttle {
-    /// Whether to log now; if so, how many occurrences were held back since the last line.
-    fn allow(&mut self, now: Instant, interval: Duration) -> Option<u64> {
-        if self.last.is_some_and(|t| now < t + interval) {
-            self.held_back += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.held_back))
-    }
 }
 
 /// Asks a running server to shut down gracefully, from any thread.
@@ -129,7 +109,7 @@ pub struct Server {
     /// Set once shutdown began: the moment every connection is closed regardless.
     /// Accepting paused (out of file descriptors) until this moment.
     accept_paused_until: Option<Instant>,
-    /// Accept errors are logged at most once per [`ACCEPT_ERROR_LOG_INTERVAL`].
+    /// Accept errors are logged at most once a second (see `accept.rs`).
     accept_error_log: Throttle,
     /// A descriptor held in reserve (`/dev/null`): out of descriptors, it is let go to accept one
     /// client and tell it `503` instead of leaving it in the backlog unanswered.
@@ -353,28 +333,6 @@ impl Server {
             entry.insert(Connection::new(socket, client));
             self.app.connections_open = self.conns.len();
             self.dirty.push(key);
-        }
-    }
-
-    /// Answers `503` on a fresh socket that is then dropped, untracked.
-    fn refuse_untracked(&self, socket: &mut mio::net::TcpStream) {
-        let mut out = OutQueue::new();
-        let mut core = crate::http1::Connection::new(self.app.http, self.app.now);
-        let date = self.app.date.value();
-        core.refuse(&Self::refusal_503(), true, date, self.app.now, &mut out);
-        // Best effort on a fresh socket: the response fits in its send buffer.
-        let _ = out.write_to(socket, &mut WriteReport::default());
-    }
-
-    /// Logs an accept error at most once a second, with how many went unlogged before it.
-    fn log_accept_error(&mut self, e: &io::Error) {
-        if let Some(unlogged) = self
-            .accept_error_log
-            .allow(self.app.now, ACCEPT_ERROR_LOG_INTERVAL)
-        {
-            log::warn!(
-                "accept failed: {e} ({unlogged} more since the last warning); answering 503"
-            );
         }
     }
 
@@ -636,6 +594,3 @@ impl Server {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
