@@ -319,12 +319,7 @@ impl Server {
             self.accepted += 1;
             let mut client = Client::new(self.accepted, self.app.new_session());
             client.dissectors = self.app.tracer.new_dissectors();
-            client.loopback_peer = match peer.ip() {
-                std::net::IpAddr::V4(ip) => ip.is_loopback(),
-                std::net::IpAddr::V6(ip) => ip
-                    .to_ipv4_mapped()
-                    .map_or(ip.is_loopback(), |v4| v4.is_loopback()),
-            };
+            client.loopback_peer = is_loopback_peer(peer.ip());
             if over_limit {
                 // Tracked like any closing connection, so the 503 is not lost to a reset.
                 log::debug!("{peer}: refused, over the connection limit");
@@ -591,6 +586,39 @@ impl Server {
             .map_or(0, |d| d.as_millis());
         if let Some(published) = self.app.tick(self.ticks, sent_ms) {
             self.fan_out(published);
+        }
+    }
+}
+
+/// Whether a peer connected from this machine: 127.0.0.0/8, `::1`, or either as an IPv4-mapped
+/// IPv6 address (a dual-stack listener sees `::ffff:127.0.0.1`).
+fn is_loopback_peer(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip
+            .to_ipv4_mapped()
+            .map_or(ip.is_loopback(), |v4| v4.is_loopback()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_peer;
+
+    #[test]
+    fn loopback_peers_are_127_8_and_1_in_either_family() {
+        for (addr, loopback) in [
+            ("127.0.0.1", true),
+            ("127.0.0.9", true),
+            ("::1", true),
+            ("::ffff:127.0.0.2", true),
+            ("192.168.1.7", false),
+            ("10.0.0.1", false),
+            ("::ffff:10.0.0.1", false),
+            ("2001:db8::1", false),
+            ("0.0.0.0", false),
+        ] {
+            assert_eq!(is_loopback_peer(addr.parse().unwrap()), loopback, "{addr}");
         }
     }
 }
