@@ -29,14 +29,25 @@ impl Throttle {
 }
 
 impl Server {
-    /// Answers `503` on a fresh socket that is then dropped, untracked.
+    /// Answers `503` on a fresh socket that is then dropped, untracked. What the client already
+    /// sent is read first (a socket closed with unread input sends a reset, which can destroy
+    /// the answer in flight), and the write side is shut after the answer.
     pub(super) fn refuse_untracked(&self, socket: &mut mio::net::TcpStream) {
+        use std::io::Read;
+        let mut scratch = [0u8; 4096];
+        for _ in 0..4 {
+            match socket.read(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
         let mut out = OutQueue::new();
         let mut core = crate::http1::Connection::new(self.app.http, self.app.now);
         let date = self.app.date.value();
         core.refuse(&Self::refusal_503(), true, date, self.app.now, &mut out);
         // Best effort on a fresh socket: the response fits in its send buffer.
         let _ = out.write_to(socket, &mut WriteReport::default());
+        let _ = socket.shutdown(std::net::Shutdown::Write);
     }
 
     /// Logs an accept error at most once a second, with how many went unlogged before it.
