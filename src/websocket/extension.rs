@@ -29,6 +29,8 @@
 //! fails the handshake over an extension: declining is always possible.
 use std::fmt;
 
+use super::handshake::trim_ows;
+
 /// The registered extension name (RFC 7692 §5).
 pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 
@@ -231,17 +233,6 @@ fn split_outside_quotes(v: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
         rest = None;
         Some(s)
     })
-}
-
-/// Strips optional whitespace (spaces and tabs, RFC 9110 §5.6.3).
-fn trim_ows(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
-    }
-    v
 }
 
 #[cfg(test)]

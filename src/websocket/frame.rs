@@ -282,24 +282,20 @@ pub fn dissect_frame(buf: &[u8], out: &mut String) {
 
 /// Appends one unmasked, final server frame (head and payload) to `out`.
 pub fn encode_frame(opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
-    let head = FrameHead {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: None,
-        payload_len: u64::try_from(payload.len()).unwrap_or(u64::MAX),
-    };
-    out.reserve(head.encoded_len().saturating_add(payload.len()));
-    head.encode(out);
-    out.extend_from_slice(payload);
+    encode_server_frame(0, opcode, payload, out);
 }
 
 /// Appends one unmasked, final server frame with RSV1 set (RFC 7692 §6: the first frame of a
 /// compressed message) carrying an already compressed payload.
 pub fn encode_compressed_frame(opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
+    encode_server_frame(0b100, opcode, payload, out);
+}
+
+/// One unmasked, final frame with the given reserved bits.
+fn encode_server_frame(rsv: u8, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
     let head = FrameHead {
         fin: true,
-        rsv: 0b100,
+        rsv,
         opcode,
         mask: None,
         payload_len: u64::try_from(payload.len()).unwrap_or(u64::MAX),

@@ -188,7 +188,7 @@ pub fn encode_switching_protocols_with(
 }
 
 /// Strips optional whitespace (spaces and tabs, RFC 9110 §5.6.3) around a header value or token.
-fn trim_ows(mut v: &[u8]) -> &[u8] {
+pub(super) fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
     }
