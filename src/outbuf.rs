@@ -114,6 +114,16 @@ pub struct WriteReport {
     pub tap: Option<Vec<u8>>,
 }
 
+impl WriteReport {
+    /// Empties the report for the next write, keeping the room its lists have grown.
+    pub fn clear(&mut self) {
+        self.by_category = ByCategory::default();
+        self.delivered.clear();
+        self.syscalls = 0;
+        self.tap = None;
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     segment: Segment,

@@ -99,6 +99,8 @@ pub struct Server {
     timers: Timers,
     /// Connections to drive before the loop sleeps again (woken by a publish, a timer…).
     dirty: Vec<usize>,
+    /// One write report reused by every write, so a delivery allocates nothing of its own.
+    write_report: WriteReport,
     /// Counts publishes, so each fan-out starts at a different subscriber (see `fanout`).
     fanout_turn: usize,
     /// Connections that used their budget and continue in the next loop iteration.
@@ -154,6 +156,7 @@ impl Server {
             },
             timers: Timers::default(),
             dirty: Vec::new(),
+            write_report: WriteReport::default(),
             fanout_turn: 0,
             deferred: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -377,10 +380,9 @@ impl Server {
             self.app
                 .ledger
                 .count(conn.client.transport, Counter::ReadSyscalls, reads);
-            let mut report = WriteReport {
-                tap: conn.client.dissectors.is_some().then(Vec::new),
-                ..WriteReport::default()
-            };
+            let mut report = std::mem::take(&mut self.write_report);
+            report.clear();
+            report.tap = conn.client.dissectors.is_some().then(Vec::new);
             let flushed = conn.flush(&mut report);
             let wrote = matches!(flushed, Ok(n) if n > 0);
             if wrote {
@@ -392,7 +394,8 @@ impl Server {
                 conn.client.dissect(crate::trace::Direction::Sent, &written);
             }
             let transport = conn.client.transport;
-            self.record_writes(transport, report);
+            self.record_writes(transport, &mut report);
+            self.write_report = report;
             self.emit_traces(key);
             if let Err(e) = flushed {
                 log::debug!("c{key}: write error: {e}");
@@ -422,7 +425,7 @@ impl Server {
 
     /// Adds what a flush wrote to the ledger: bytes by category, write calls, and the latency of
     /// every delivery whose first byte left.
-    fn record_writes(&mut self, transport: Transport, report: WriteReport) {
+    fn record_writes(&mut self, transport: Transport, report: &mut WriteReport) {
         for category in Category::ALL {
             let n = report.by_category[category.index()];
             if n > 0 {
@@ -434,7 +437,7 @@ impl Server {
             .count(transport, Counter::WriteSyscalls, report.syscalls);
         if !report.delivered.is_empty() {
             let now = Instant::now();
-            for published in report.delivered {
+            for published in report.delivered.drain(..) {
                 let micros = now.saturating_duration_since(published).as_micros();
                 self.app
                     .ledger
