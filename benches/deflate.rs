@@ -174,7 +174,7 @@ fn bench_fanout(c: &mut Criterion) {
             let id = format!("{}/{name}", if deflate { "deflate" } else { "plain" });
             group.bench_function(BenchmarkId::new(id, n), |b| {
                 let mut hub: Hub = Hub::new(HistoryLimits::default());
-                let mut compressor = Compressor::new();
+                let mut compressor = Some(Compressor::new());
                 b.iter_batched_ref(
                     || subscribers(n, deflate),
                     |subs| {

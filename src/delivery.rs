@@ -78,12 +78,13 @@ impl Encodings {
     /// The frame a channel message takes on a WebSocket that negotiated `deflate` (or not): the
     /// plain text frame, or the compressed one shared by every subscriber with the same window,
     /// each made once for this fan-out. A message that does not shrink when compressed shares
-    /// the plain frame (RSV1 is per message).
+    /// the plain frame (RSV1 is per message). The server's one `compressor` is made at the first
+    /// message that needs it.
     pub fn ws_frame_for(
         &self,
         message: &Message,
         deflate: Option<DeflateAgreement>,
-        compressor: &mut Compressor,
+        compressor: &mut Option<Compressor>,
     ) -> Arc<SharedUnit> {
         let Some(agreement) = deflate else {
             return self.ws_frame(message);
@@ -96,6 +97,7 @@ impl Encodings {
         slot.get_or_init(|| {
             let json = self.json(message);
             let mut deflated = Vec::new();
+            let compressor = compressor.get_or_insert_with(Compressor::new);
             if !compressor.compress(&json.bytes, window_bits, &mut deflated) {
                 return self.ws_frame(message);
             }
@@ -169,17 +171,7 @@ fn encode_ws_frame(message: &Message, json: &SharedUnit) -> SharedUnit {
     SharedUnit::new(out, layout)
 }
 
-/// The frame a message takes on a WebSocket that negotiated `deflate` (or not), encoded for one
-/// WebSocket's replay (see [`Encodings::ws_frame_for`] for a fan-out).
-pub fn ws_frame_for(
-    message: &Message,
-    deflate: Option<DeflateAgreement>,
-    compressor: &mut Compressor,
-) -> Arc<SharedUnit> {
-    Encodings::default().ws_frame_for(message, deflate, compressor)
-}
-
-/// The compressed payload size of a WebSocket frame [`ws_frame_for`] made, `None` when the frame
+/// The compressed payload size of a WebSocket frame [`Encodings::ws_frame_for`] made, `None` when the frame
 /// is not compressed.
 pub fn ws_compressed_len(unit: &SharedUnit) -> Option<usize> {
     unit.layout
@@ -293,7 +285,7 @@ mod tests {
     fn compresses_a_ws_frame_once_per_window_and_shares_it() {
         let text = "the quick brown fox jumps over the lazy dog ".repeat(20);
         let m = Message::new(3, text.clone().into(), Instant::now());
-        let mut c = Compressor::new();
+        let mut c = Some(Compressor::new());
         let wide = DeflateAgreement {
             client_no_context_takeover: false,
             server_max_window_bits: 15,
@@ -314,7 +306,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &b));
         assert!(Arc::ptr_eq(&b, &e.ws_frame_for(&m, Some(narrow), &mut c)));
         // A replay compresses the same bytes for itself.
-        let replay = ws_frame_for(&m, Some(wide), &mut c);
+        let replay = Encodings::default().ws_frame_for(&m, Some(wide), &mut c);
         assert!(!Arc::ptr_eq(&a, &replay));
         assert_eq!(a.bytes, replay.bytes);
         // The payload inflates to the JSON object.

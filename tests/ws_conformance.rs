@@ -8,15 +8,10 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
+use support::ws::opcode::{BINARY, CLOSE, CONT, PING, PONG, TEXT};
+
 use support::TestServer;
 use support::ws::{RawWs, masked};
-
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-const CONT: u8 = 0x0;
 
 /// What the server must send back.
 #[derive(Debug, Clone)]

@@ -7,16 +7,12 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
+use support::ws::opcode::{BINARY, CLOSE, CONT, PING, PONG, TEXT};
+
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use support::ws::{ServerFrame, frame};
 use support::{Client, TestServer, unique_channel};
 
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-const CONT: u8 = 0x0;
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const RSV1: u8 = 0x40;
 

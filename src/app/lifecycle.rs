@@ -40,7 +40,7 @@ impl App {
                 }
             }
             Session::WebSocket(ws, Some(_)) => {
-                let unit = encodings.ws_frame_for(message, ws.deflate(), self.compressor());
+                let unit = encodings.ws_frame_for(message, ws.deflate(), &mut self.compressor);
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
                     self.ledger.count(conn.transport, Counter::Messages, 1);
                     self.count_deflated(conn.transport, &unit, || {

@@ -6,7 +6,7 @@
 //! queued ahead of the replay: they are in the history, and the replay reaches them (a message
 //! evicted before it does is reported as a gap, as on any resume).
 use super::{App, Client, Feed, Session};
-use crate::delivery;
+use crate::delivery::{self, Encodings};
 use crate::http1::chunked::queue_chunk;
 use crate::ledger::{Category, Counter};
 
@@ -55,22 +55,20 @@ impl App {
                     ws.send_notice(&notice, &mut conn.output);
                 }
                 let deflate = ws.deflate();
-                let compressor = self.compressor.get_or_insert_with(Default::default);
-                let mut units = Vec::new();
                 for message in &backlog.messages {
                     if queued > 0 && conn.output.memory() >= window {
                         break;
                     }
-                    let unit = delivery::ws_frame_for(message, deflate, compressor);
+                    // This client's own encodings: the JSON object made once, for the frame and
+                    // for the ledger's uncompressed size.
+                    let encodings = Encodings::default();
+                    let unit = encodings.ws_frame_for(message, deflate, &mut self.compressor);
                     ws.deliver(&unit, message.published_at, &mut conn.output);
-                    units.push((message.clone(), unit));
+                    self.count_deflated(conn.transport, &unit, || {
+                        encodings.json(message).bytes.len()
+                    });
                     queued += 1;
                     last = Some(message.id);
-                }
-                for (message, unit) in units {
-                    self.count_deflated(conn.transport, &unit, || {
-                        delivery::message_json(&message).bytes.len()
-                    });
                 }
             }
             Session::Http(_) => {}

@@ -183,11 +183,6 @@ impl App {
         None
     }
 
-    /// The server's compressor, made at its first use.
-    pub(super) fn compressor(&mut self) -> &mut Compressor {
-        self.compressor.get_or_insert_with(Compressor::new)
-    }
-
     /// A channel message queued on a WebSocket: counted in the ledger as compressed when it went
     /// out compressed, with the size of its uncompressed JSON object.
     ///

@@ -312,11 +312,7 @@ impl<C: Default> Hub<C> {
             else {
                 return false;
             };
-            let Some(c) = self
-                .channels
-                .get_mut(&*name)
-                .filter(|c| Arc::ptr_eq(&c.name, &name))
-            else {
+            let Some(c) = same_channel(&mut self.channels, &name) else {
                 continue;
             };
             if c.oldest_held().is_none_or(|oldest| id < oldest) {
@@ -366,11 +362,7 @@ impl<C: Default> Hub<C> {
             let Some(Reverse((_, name))) = self.expiry.pop() else {
                 break;
             };
-            let Some(c) = self
-                .channels
-                .get_mut(&*name)
-                .filter(|c| Arc::ptr_eq(&c.name, &name))
-            else {
+            let Some(c) = same_channel(&mut self.channels, &name) else {
                 continue;
             };
             while let Some(oldest) = c.oldest() {
@@ -498,6 +490,17 @@ impl<C: Default> Hub<C> {
             .into_iter()
             .flat_map(|c| c.subscribers())
     }
+}
+
+/// The channel a queue entry was made for, if it is still there: a channel forgotten and made
+/// again has a new name allocation, so entries of the old one do not apply to it.
+fn same_channel<'a, C>(
+    channels: &'a mut HashMap<Arc<str>, Channel<C>>,
+    name: &Arc<str>,
+) -> Option<&'a mut Channel<C>> {
+    channels
+        .get_mut(&**name)
+        .filter(|c| Arc::ptr_eq(&c.name, name))
 }
 
 #[cfg(test)]

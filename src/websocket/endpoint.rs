@@ -287,7 +287,7 @@ impl Endpoint {
     }
 
     /// The permessage-deflate parameters negotiated, if any: which shared frame a channel message
-    /// takes (see `crate::delivery::ws_frame_for`).
+    /// takes (see `crate::delivery::Encodings::ws_frame_for`).
     pub fn deflate(&self) -> Option<Agreement> {
         self.deflate
     }
