@@ -13,6 +13,8 @@ use crate::trace::TraceOptions;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub addr: SocketAddr,
+    /// Event loops, each on its own thread; 0 means one per core.
+    pub threads: usize,
     /// Most open client connections; the excess is answered 503 and closed. Lowered at start to
     /// what the open-file limit can hold.
     pub max_connections: usize,
@@ -69,6 +71,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            threads: 0,
             max_connections: 10_000,
             max_message_size: 64 * 1024,
             history: HistoryLimits::default(),

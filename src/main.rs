@@ -90,6 +90,11 @@ struct ServeArgs {
     /// port 0 picks a free port
     #[arg(verbatim_doc_comment, long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     addr: SocketAddr,
+    /// Event loops, each on a thread of its own with its own
+    /// connections (the kernel spreads new connections over them);
+    /// 0 = one per core
+    #[arg(verbatim_doc_comment, long, default_value_t = 0, value_name = "N")]
+    threads: usize,
     /// Most open client connections (lowered to what the open-file
     /// limit holds); the excess is answered 503
     #[arg(verbatim_doc_comment, long, default_value_t = 10_000, value_name = "N")]
@@ -246,6 +251,7 @@ impl ServeArgs {
     fn config(&self) -> Result<Config, String> {
         let mut c = Config {
             addr: self.addr,
+            threads: self.threads,
             max_connections: self.max_connections,
             max_message_size: self.max_message_size,
             max_pending_output: self.max_pending_output,

@@ -91,8 +91,11 @@ pub(crate) struct Client {
     pub traced: Vec<(Direction, Unit)>,
     /// The client connected from a loopback address (the admin endpoints answer it).
     pub loopback_peer: bool,
-    /// A stream's replay still under way: the last id queued (see `replay`).
-    pub replay_after: Option<u64>,
+    /// The id of the last channel message queued on this client's stream, by its replay or
+    /// live: a fan-out that reaches it later (it waited in the loop's inbox) is not sent again.
+    pub last_id: u64,
+    /// A stream's replay is still under way, after `last_id` (see `replay`).
+    pub replaying: bool,
 }
 
 impl Client {
@@ -109,7 +112,8 @@ impl Client {
             dissectors: None,
             traced: Vec::new(),
             loopback_peer: false,
-            replay_after: None,
+            last_id: 0,
+            replaying: false,
         }
     }
 

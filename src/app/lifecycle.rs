@@ -2,12 +2,10 @@
 //! session's deadlines passes, the server shuts down.
 use std::time::Instant;
 
-use super::{App, Client, Delivery, Feed, RouteError, Session};
+use super::{App, Client, ClientRef, Delivery, Feed, RouteError, Session};
 use crate::delivery::{self, Encodings, Message};
 use crate::http1::{self, Expiry};
-
-use crate::hub::SubscriberId;
-use crate::ledger::Counter;
+use crate::ledger::{Counter, Transport};
 use crate::polling;
 use crate::websocket::CloseCode;
 
@@ -23,14 +21,20 @@ impl App {
         bodies: &mut Vec<(u64, polling::Body)>,
     ) -> Delivery {
         let max_pending = self.config.max_pending_output;
-        if conn.replay_after.is_some() {
+        if conn.replaying {
             // The replay still under way reaches this message in the history, in order.
+            return Delivery::Skipped;
+        }
+        if message.id <= conn.last_id {
+            // A replay already sent it: the fan-out waited in the inbox while the replay read
+            // the history (another loop published it).
             return Delivery::Skipped;
         }
         match &mut conn.session {
             Session::Sse(stream, Feed::Channel(_)) => {
                 let unit = encodings.sse_event(message, stream.is_chunked());
                 stream.deliver(&unit, message.published_at, &mut conn.output);
+                conn.last_id = message.id;
                 self.ledger.count(conn.transport, Counter::Messages, 1);
                 // Memory, not wire bytes: each queued unit costs its entry too.
                 let pending = conn.output.memory();
@@ -42,6 +46,7 @@ impl App {
             Session::WebSocket(ws, Some(_)) => {
                 let unit = encodings.ws_frame_for(message, ws.deflate(), &mut self.compressor);
                 if ws.deliver(&unit, message.published_at, &mut conn.output) {
+                    conn.last_id = message.id;
                     self.ledger.count(conn.transport, Counter::Messages, 1);
                     self.count_deflated(conn.transport, &unit, || {
                         encodings.json(message).bytes.len()
@@ -54,6 +59,14 @@ impl App {
                 }
             }
             Session::Http(h) => {
+                // Not parked, or parked after this message (a fan-out from an earlier wait on
+                // the same connection that arrived late): the poll waits on.
+                if h.parked
+                    .as_ref()
+                    .is_none_or(|poll| message.id <= poll.since())
+                {
+                    return Delivery::Skipped;
+                }
                 let Some(poll) = h.parked.take() else {
                     return Delivery::Skipped;
                 };
@@ -61,7 +74,8 @@ impl App {
                 let body = match bodies.iter().find(|(id, _)| *id == since) {
                     Some((_, body)) => body.clone(),
                     None => {
-                        let body = delivery::poll_body(&self.hub.since(poll.channel(), since));
+                        let backlog = self.hub().since(poll.channel(), since);
+                        let body = delivery::poll_body(&backlog);
                         bodies.push((since, body.clone()));
                         body
                     }
@@ -75,12 +89,13 @@ impl App {
 
     /// When the hub's oldest held message expires (`--message-ttl`): the driver wakes then.
     pub(crate) fn history_deadline(&self) -> Option<Instant> {
-        self.hub.next_expiry()
+        self.hub().next_expiry()
     }
 
     /// Drops the held messages whose time is up at `now`, and the channels left empty.
     pub(crate) fn expire_history(&mut self) {
-        self.hub.expire(self.now);
+        let now = self.now;
+        self.hub().expire(now);
     }
 
     /// Counts a subscriber cut off with `pending` bytes it had not read.
@@ -95,13 +110,14 @@ impl App {
 
     /// A deadline of the connection's session passed. Returns true when the connection is to be
     /// closed now.
-    pub(crate) fn on_timeout(&mut self, key: SubscriberId, conn: &mut Client) -> bool {
+    pub(crate) fn on_timeout(&mut self, who: ClientRef, conn: &mut Client) -> bool {
         let now = self.now;
         match &mut conn.session {
             Session::Http(h) => {
                 if let Some(poll) = &h.parked {
                     if poll.is_expired(now) {
-                        self.hub.unsubscribe(poll.channel(), key);
+                        let subscriber = who.subscriber(Transport::LongPoll);
+                        self.hub().unsubscribe(poll.channel(), subscriber);
                         h.parked = None;
                         self.respond_empty_poll(conn);
                     }
@@ -128,9 +144,9 @@ impl App {
     }
 
     /// The connection is gone: its subscription, if any, ends with it.
-    pub(crate) fn on_closed(&mut self, key: SubscriberId, conn: &Client) {
-        if let Some(channel) = conn.session.subscription() {
-            self.hub.unsubscribe(channel, key);
+    pub(crate) fn on_closed(&mut self, who: ClientRef, conn: &Client) {
+        if let Some((channel, transport)) = conn.session.subscription() {
+            self.hub().unsubscribe(channel, who.subscriber(transport));
         }
     }
 
@@ -157,21 +173,25 @@ impl App {
     }
 
     /// Shutdown began: end what can be ended now; the rest drains within the grace period.
-    pub(crate) fn on_shutdown(&mut self, key: SubscriberId, conn: &mut Client) {
+    pub(crate) fn on_shutdown(&mut self, who: ClientRef, conn: &mut Client) {
         let now = self.now;
         match &mut conn.session {
             Session::Http(h) => {
                 h.core.begin_shutdown(conn.input.is_empty(), now);
                 if let Some(poll) = h.parked.take() {
-                    self.hub.unsubscribe(poll.channel(), key);
+                    let subscriber = who.subscriber(Transport::LongPoll);
+                    self.hub().unsubscribe(poll.channel(), subscriber);
                     self.respond_empty_poll(conn);
                 }
             }
             Session::Sse(stream, feed) => {
                 stream.finish(&mut conn.output);
                 match feed {
-                    Feed::Channel(channel) => self.hub.unsubscribe(channel, key),
-                    Feed::Trace => self.tracer.unsubscribe(key),
+                    Feed::Channel(channel) => {
+                        let subscriber = who.subscriber(Transport::Sse);
+                        self.shared.hub().unsubscribe(channel, subscriber);
+                    }
+                    Feed::Trace => self.tracer.unsubscribe(who.key),
                 }
                 conn.session = Session::http(http1::Connection::closing(self.http, now));
             }

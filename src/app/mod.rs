@@ -3,6 +3,7 @@
 //! driver, as an [`Effect`], what reaches beyond that client (a fan-out, a drop). No socket, no
 //! mio and no clock here: the driver hands in the client, its bytes and the loop's time, so the
 //! same application can run on any loop, thread or (later) HTTP/2 stream.
+use std::sync::Arc;
 use std::time::Instant;
 
 mod client;
@@ -10,6 +11,7 @@ mod lifecycle;
 mod replay;
 mod router;
 mod session;
+mod shared;
 mod stats;
 mod streams;
 mod trace;
@@ -20,6 +22,7 @@ mod tests;
 pub(crate) use client::Client;
 pub(crate) use router::{Route, RouteError};
 pub(crate) use session::{Feed, Http, Session};
+pub(crate) use shared::{ClientRef, FanOut, MAX_LOOPS, Shared};
 pub(crate) use trace::Tracer;
 
 use crate::config::Config;
@@ -27,7 +30,7 @@ use crate::delivery;
 use crate::http1::{
     self, BodyPlan, Content, DateCache, Event, Refusal, RequestHead, Response, Status,
 };
-use crate::hub::{Hub, Published, SubscriberId, Subscription};
+use crate::hub::{Hub, Refused, Subscription};
 use crate::ledger::{ByCategory, Category, Counter, Ledger, Transport};
 use crate::polling::{self, LongPoll, longpoll};
 use crate::websocket;
@@ -41,8 +44,9 @@ const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
 /// What a request or a message causes beyond its own connection, for the driver to carry out.
 #[derive(Debug)]
 pub(crate) enum Effect {
-    /// A message was published: deliver it to the channel's subscribers.
-    FanOut(Published),
+    /// A message was published: the loop's inbox holds its share of the fan-out (see
+    /// `shared`), and other loops may have theirs to be woken for ([`App::take_wakes`]).
+    Published,
     /// `POST /drop/{transport}`: close that transport's connections, then answer the count.
     Drop(Transport),
     /// The first trace sink appeared: connections get dissectors.
@@ -64,7 +68,12 @@ pub(crate) enum Delivery {
 }
 
 pub(crate) struct App {
-    pub hub: Hub,
+    /// What every event loop shares: the hub, the loops' inboxes, counters.
+    pub shared: Arc<Shared>,
+    /// This loop's index among the server's loops.
+    pub loop_index: usize,
+    /// Loops (by bit) that a publish of this loop gave work and that are not woken yet.
+    wake: u64,
     pub ledger: Ledger,
     pub config: Config,
     pub tracer: Tracer,
@@ -73,8 +82,6 @@ pub(crate) struct App {
     pub now: Instant,
     /// When the server started (for `uptime_s` and trace times).
     pub started: Instant,
-    /// Connections open, as the driver last counted them (for `/stats`).
-    pub connections_open: usize,
     pub http: http1::Settings,
     ws: websocket::WsSettings,
     /// Set when shutdown begins: the end of the grace period in which work under way may finish.
@@ -86,7 +93,16 @@ pub(crate) struct App {
 }
 
 impl App {
-    pub(crate) fn new(config: Config, tracer: Tracer, now: Instant) -> App {
+    /// The application of loop `loop_index` of the loops that share `shared`.
+    pub(crate) fn new(
+        config: Config,
+        tracer: Tracer,
+        now: Instant,
+        shared: Arc<Shared>,
+        loop_index: usize,
+    ) -> App {
+        let mut tracer = tracer;
+        tracer.join(Arc::clone(&shared), loop_index);
         let http = http1::Settings {
             limits: config.http,
             head_timeout: config.head_timeout,
@@ -104,19 +120,37 @@ impl App {
         };
         let date = DateCache::default();
         App {
-            hub: Hub::new(config.history),
+            shared,
+            loop_index,
+            wake: 0,
             ledger: Ledger::new(),
             config,
             tracer,
             date,
             now,
             started: now,
-            connections_open: 0,
             http,
             ws,
             shutdown_deadline: None,
             compressor: None,
         }
+    }
+
+    /// The hub, locked: hold the guard for one operation (or a few that must see the same
+    /// state), never across a delivery.
+    pub(crate) fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+        self.shared.hub()
+    }
+
+    /// Publishes on `channel`: the id, with the fan-out queued in each loop's inbox.
+    pub(crate) fn publish(&mut self, channel: &str, data: Box<str>) -> Result<u64, Refused> {
+        self.shared
+            .publish(channel, data, self.now, self.loop_index, &mut self.wake)
+    }
+
+    /// The other loops (by bit) that publishes of this loop gave work since the last call.
+    pub(crate) fn take_wakes(&mut self) -> u64 {
+        std::mem::take(&mut self.wake)
     }
 
     /// A new connection's session.
@@ -146,11 +180,7 @@ impl App {
 
     /// Lets the connection's session consume its input, answering what it can. Returns whether
     /// anything happened, and stops at the first effect the driver must carry out.
-    pub(crate) fn process(
-        &mut self,
-        key: SubscriberId,
-        conn: &mut Client,
-    ) -> (bool, Option<Effect>) {
+    pub(crate) fn process(&mut self, who: ClientRef, conn: &mut Client) -> (bool, Option<Effect>) {
         let mut progressed = false;
         loop {
             let event = match &mut conn.session {
@@ -222,13 +252,13 @@ impl App {
             };
             progressed = true;
             let effect = match event {
-                Event::Head(head) => self.on_head(key, conn, head),
+                Event::Head(head) => self.on_head(who, conn, head),
                 Event::Body(body) => {
                     let Session::Http(Http { route, .. }) = &mut conn.session else {
                         return (true, None);
                     };
                     match route.take() {
-                        Some(route) => self.handle(key, conn, route, body),
+                        Some(route) => self.handle(who, conn, route, body),
                         None => None,
                     }
                 }
@@ -241,12 +271,7 @@ impl App {
     }
 
     /// A head has arrived: decide its route and framing, then read its body or handle it.
-    fn on_head(
-        &mut self,
-        key: SubscriberId,
-        conn: &mut Client,
-        head: RequestHead,
-    ) -> Option<Effect> {
+    fn on_head(&mut self, who: ClientRef, conn: &mut Client, head: RequestHead) -> Option<Effect> {
         log::debug!("c{}: {head}", conn.id);
         let route = router::route(&head);
         let transport = route.as_ref().map_or(Transport::Other, Route::transport);
@@ -283,7 +308,7 @@ impl App {
             if plan.has_body() {
                 self.refuse(conn, RouteError::UpgradeWithBody.into(), true);
             } else {
-                self.start_websocket(key, conn, &head, channel, since);
+                self.start_websocket(who, conn, &head, channel, since);
             }
             return None;
         }
@@ -298,13 +323,13 @@ impl App {
             }
             return None;
         }
-        self.handle(key, conn, route, Vec::new())
+        self.handle(who, conn, route, Vec::new())
     }
 
     /// A complete request: answer it, park it, or start a stream.
     fn handle(
         &mut self,
-        key: SubscriberId,
+        who: ClientRef,
         conn: &mut Client,
         route: Route,
         body: Vec<u8>,
@@ -319,8 +344,8 @@ impl App {
                     self.refuse(conn, RouteError::BodyNotUtf8.into(), false);
                     return None;
                 };
-                let published = match self.hub.publish(&channel, text.into_boxed_str(), self.now) {
-                    Ok(published) => published,
+                let id = match self.publish(&channel, text.into_boxed_str()) {
+                    Ok(id) => id,
                     Err(refused) => {
                         log::info!("c{}: publish to {channel} refused: {refused}", conn.id);
                         self.refuse(conn, RouteError::HubRefused(refused).into(), false);
@@ -330,14 +355,19 @@ impl App {
                 let answer = format!(
                     "{{\"channel\":{},\"id\":{}}}",
                     serde_json::Value::from(&*channel),
-                    published.message.id
+                    id
                 );
                 self.respond_json(conn, answer, Category::JsonEnvelope, &[]);
-                return Some(Effect::FanOut(published));
+                return Some(Effect::Published);
             }
             Route::Poll { channel, query } => {
-                let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
-                let backlog = self.hub.since(&channel, since);
+                let backlog = {
+                    let hub = self.hub();
+                    hub.since(
+                        &channel,
+                        query.since.unwrap_or_else(|| hub.last_id(&channel)),
+                    )
+                };
                 if query.since.is_some() && !polling::has_news(&backlog) {
                     self.respond_empty_poll(conn);
                 } else {
@@ -345,16 +375,25 @@ impl App {
                 }
             }
             Route::LongPoll { channel, query } => {
-                let since = query.since.unwrap_or_else(|| self.hub.last_id(&channel));
-                let backlog = self.hub.since(&channel, since);
+                // One look at the hub: a publish from another loop between reading the history
+                // and subscribing would otherwise reach neither.
+                let mut hub = self.shared.hub();
+                let since = query.since.unwrap_or_else(|| hub.last_id(&channel));
+                let backlog = hub.since(&channel, since);
                 if polling::has_news(&backlog) {
+                    drop(hub);
                     self.respond_poll(conn, delivery::poll_body(&backlog));
                     return None;
                 }
+                hub.subscribe(
+                    &channel,
+                    who.subscriber(Transport::LongPoll),
+                    Subscription::Once,
+                );
+                drop(hub);
                 let c = &self.config;
                 let wait =
                     longpoll::clamp_wait(query.timeout, c.longpoll_timeout, c.longpoll_max_timeout);
-                self.hub.subscribe(&channel, key, Subscription::Once);
                 if let Session::Http(h) = &mut conn.session {
                     h.parked = Some(LongPoll::park(channel, since, wait, self.now));
                 }
@@ -362,7 +401,7 @@ impl App {
             Route::Sse {
                 channel,
                 resume_after,
-            } => self.start_sse(key, conn, channel, resume_after),
+            } => self.start_sse(who, conn, channel, resume_after),
             Route::Index => self.respond(
                 conn,
                 Status::OK,
@@ -372,7 +411,7 @@ impl App {
             ),
             Route::Stats { channel } => return Some(Effect::Stats(channel)),
             Route::Drop { transport } => return Some(Effect::Drop(transport)),
-            Route::Trace => return self.start_trace_feed(key, conn),
+            Route::Trace => return self.start_trace_feed(who, conn),
             // Upgrades are answered as soon as their head is read (`on_head`).
             Route::WebSocket { .. } => {}
         }
@@ -466,14 +505,16 @@ impl App {
 
     /// The demo ticker: one message on the demo channel, carrying its send time so every
     /// transport's page panel can show publish-to-receive latency.
-    pub(crate) fn tick(&mut self, tick: u64, sent_ms: u128) -> Option<Published> {
-        let channel = self.config.demo_channel.clone()?;
+    pub(crate) fn tick(&mut self, tick: u64, sent_ms: u128) -> bool {
+        let Some(channel) = self.config.demo_channel.clone() else {
+            return false;
+        };
         let text = format!("{{\"text\":\"tick {tick}\",\"sent\":{sent_ms}}}");
-        match self.hub.publish(&channel, text.into_boxed_str(), self.now) {
-            Ok(published) => Some(published),
+        match self.publish(&channel, text.into_boxed_str()) {
+            Ok(_) => true,
             Err(refused) => {
                 log::warn!("demo tick refused: {refused}");
-                None
+                false
             }
         }
     }

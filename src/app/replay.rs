@@ -17,18 +17,18 @@ impl App {
     }
 
     /// Queues the next window of the replay of `conn`'s stream after id `after`: gap or reset
-    /// notices, then messages until the window is full. Leaves `conn.replay_after` at the last id
-    /// queued while more remain, `None` once the stream is live. Returns the messages queued.
+    /// notices, then messages until the window is full. Leaves `conn.last_id` at the last id
+    /// queued, and `conn.replaying` set while more remain. Returns the messages queued.
     pub(super) fn queue_replay(&mut self, conn: &mut Client, after: u64) -> u64 {
         let window = self.replay_window();
         let channel = match &conn.session {
             Session::Sse(_, Feed::Channel(c)) | Session::WebSocket(_, Some(c)) => c.clone(),
             _ => {
-                conn.replay_after = None;
+                conn.replaying = false;
                 return 0;
             }
         };
-        let backlog = self.hub.since(&channel, after);
+        let backlog = self.hub().since(&channel, after);
         let mut queued = 0;
         let mut last = None;
         match &mut conn.session {
@@ -74,16 +74,20 @@ impl App {
             Session::Http(_) => {}
         }
         let done = last.is_none_or(|id| id >= backlog.last_id);
-        conn.replay_after = if done { None } else { last };
+        if let Some(id) = last {
+            conn.last_id = conn.last_id.max(id);
+        }
+        conn.replaying = !done;
         queued as u64
     }
 
     /// The client took some of its output: a replay in progress queues its next window once less
     /// than half a window is left. Returns whether anything was queued.
     pub(crate) fn on_output_taken(&mut self, conn: &mut Client) -> bool {
-        let Some(after) = conn.replay_after else {
+        if !conn.replaying {
             return false;
-        };
+        }
+        let after = conn.last_id;
         if conn.output.memory() >= self.replay_window() / 2 {
             return false;
         }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::router::Route;
 use crate::http1;
+use crate::ledger::Transport;
 use crate::polling::LongPoll;
 use crate::sse;
 use crate::websocket;
@@ -83,13 +84,13 @@ impl Session {
     }
 
     /// The hub channel this session is subscribed to, if any.
-    pub(crate) fn subscription(&self) -> Option<&str> {
+    pub(crate) fn subscription(&self) -> Option<(&str, Transport)> {
         match self {
             Session::Http(Http {
                 parked: Some(poll), ..
-            }) => Some(poll.channel()),
-            Session::Sse(_, Feed::Channel(channel)) => Some(channel),
-            Session::WebSocket(_, channel) => channel.as_deref(),
+            }) => Some((poll.channel(), Transport::LongPoll)),
+            Session::Sse(_, Feed::Channel(channel)) => Some((channel, Transport::Sse)),
+            Session::WebSocket(_, channel) => channel.as_deref().map(|c| (c, Transport::Ws)),
             _ => None,
         }
     }

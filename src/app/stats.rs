@@ -1,25 +1,25 @@
 //! `GET /stats`: the ledger as JSON.
 use serde_json::{Map, Value, json};
 
-use super::App;
-use crate::ledger::Transport;
+use std::sync::atomic::Ordering;
+
+use super::{App, ClientRef};
+use crate::ledger::{Ledger, Transport};
 
 impl App {
-    /// The ledger of every transport, with the hub's view of `channel` when one is named;
-    /// `transport_of` tells the transport of a subscriber (the driver knows its connections).
-    pub(crate) fn stats_json(
-        &self,
-        channel: Option<&str>,
-        transport_of: &dyn Fn(usize) -> Option<Transport>,
-    ) -> String {
+    /// `ledger` (every loop's, summed) by transport, with the hub's view of `channel` when one
+    /// is named.
+    pub(crate) fn stats_json(&self, ledger: &Ledger, channel: Option<&str>) -> String {
         let transports: Map<String, Value> = Transport::REPORTED
             .iter()
-            .filter_map(|&t| Some((t.name().to_string(), self.ledger.get(t)?.to_json())))
+            .filter_map(|&t| Some((t.name().to_string(), ledger.get(t)?.to_json())))
             .collect();
-        let usage = self.hub.usage();
+        let hub = self.hub();
+        let usage = hub.usage();
         let mut stats = json!({
             "uptime_s": (self.now - self.started).as_secs_f64(),
-            "connections_open": self.connections_open,
+            "connections_open": self.shared.connections_open.load(Ordering::SeqCst),
+            "threads": self.shared.loops(),
             "transports": transports,
             "hub": {
                 "channels": usage.channels,
@@ -30,25 +30,25 @@ impl App {
             },
         });
         if let Some(name) = channel {
-            let (held_messages, held_bytes) = self.hub.held(name);
-            // Subscribers by the transport of their connection (a parked long-poll, an SSE
-            // stream, a WebSocket).
+            let (held_messages, held_bytes) = hub.held(name);
+            // Subscribers by the transport they subscribed by (a parked long-poll, an SSE
+            // stream, a WebSocket), which their subscriber id carries.
             let mut by_transport = Map::new();
             for t in [Transport::LongPoll, Transport::Sse, Transport::Ws] {
                 by_transport.insert(t.name().to_string(), json!(0));
             }
-            for (who, _) in self.hub.subscribers(name) {
-                if let Some(transport) = transport_of(who) {
+            for (who, _) in hub.subscribers(name) {
+                if let Some(transport) = ClientRef::transport(who) {
                     let n = by_transport.entry(transport.name()).or_insert(json!(0));
                     *n = json!(n.as_u64().unwrap_or(0) + 1);
                 }
             }
             stats["channel"] = json!({
                 "name": name,
-                "last_id": self.hub.last_id(name),
+                "last_id": hub.last_id(name),
                 "held_messages": held_messages,
                 "held_bytes": held_bytes,
-                "subscribers": self.hub.subscriber_count(name),
+                "subscribers": hub.subscriber_count(name),
                 "subscribers_by_transport": by_transport,
             });
         }

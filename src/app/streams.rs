@@ -1,9 +1,10 @@
 //! The requests that turn a connection into a stream: an event stream of a channel or of the
 //! trace feed, a WebSocket on a channel or on `/echo`; and what a WebSocket client sends.
+use super::ClientRef;
 use super::{App, Client, Effect, Feed, Session};
 use crate::delivery;
 use crate::http1::{Refusal, RequestHead, Status};
-use crate::hub::{SubscriberId, Subscription};
+use crate::hub::Subscription;
 use crate::ledger::{Category, Counter, Transport};
 use crate::outbuf::SharedUnit;
 use crate::sse;
@@ -19,7 +20,7 @@ impl App {
     /// resume point, then live messages.
     pub(super) fn start_sse(
         &mut self,
-        key: SubscriberId,
+        who: ClientRef,
         conn: &mut Client,
         channel: Box<str>,
         resume_after: Option<u64>,
@@ -38,7 +39,9 @@ impl App {
             heartbeat: self.config.sse_heartbeat,
         };
         let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
-        self.hub.subscribe(&channel, key, Subscription::Stream);
+        let subscriber = who.subscriber(Transport::Sse);
+        self.hub()
+            .subscribe(&channel, subscriber, Subscription::Stream);
         conn.session = Session::Sse(stream, Feed::Channel(channel));
         // The replay, its notices first, a window at a time (see `replay`).
         let delivered = resume_after.map_or(0, |after| self.queue_replay(conn, after));
@@ -46,11 +49,7 @@ impl App {
     }
 
     /// `GET /trace`: an event stream of trace records (JSON), every connection but the observers.
-    pub(super) fn start_trace_feed(
-        &mut self,
-        key: SubscriberId,
-        conn: &mut Client,
-    ) -> Option<Effect> {
+    pub(super) fn start_trace_feed(&mut self, who: ClientRef, conn: &mut Client) -> Option<Effect> {
         let Session::Http(h) = &mut conn.session else {
             return None;
         };
@@ -69,7 +68,7 @@ impl App {
         let stream = sse::Stream::open(exchange, &opening, self.now, &mut conn.output);
         // The feed is an observer: it is never traced itself.
         conn.dissectors = None;
-        self.tracer.subscribe(key, stream.is_chunked());
+        self.tracer.subscribe(who.key, stream.is_chunked());
         conn.session = Session::Sse(stream, Feed::Trace);
         (!was_active).then_some(Effect::TracingStarted)
     }
@@ -77,7 +76,7 @@ impl App {
     /// Answers an upgrade request on `/ws/{channel}` or `/echo`.
     pub(super) fn start_websocket(
         &mut self,
-        key: SubscriberId,
+        who: ClientRef,
         conn: &mut Client,
         head: &RequestHead,
         channel: Option<Box<str>>,
@@ -107,7 +106,8 @@ impl App {
         };
         h.core.upgrade();
         if let Some(c) = &channel {
-            self.hub.subscribe(c, key, Subscription::Stream);
+            let subscriber = who.subscriber(Transport::Ws);
+            self.hub().subscribe(c, subscriber, Subscription::Stream);
         }
         let deflate = if self.config.ws_deflate {
             websocket::extension::negotiate(
@@ -142,8 +142,8 @@ impl App {
         };
         match (message, channel) {
             (WsMessage::Text(text), Some(channel)) => {
-                match self.hub.publish(channel, text.into_boxed_str(), self.now) {
-                    Ok(published) => return Some(Effect::FanOut(published)),
+                match self.publish(channel, text.into_boxed_str()) {
+                    Ok(_) => return Some(Effect::Published),
                     // A WebSocket cannot be answered 503: 1013 Try Again Later (IANA registry
                     // of close codes), and the client reconnects with ?since=.
                     Err(refused) => {

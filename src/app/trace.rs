@@ -2,12 +2,16 @@
 //! `GET /trace` event stream, whose readers the driver feeds.
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::http1::chunked::encode_chunk;
 use crate::ledger::{Category, Layout};
 use crate::outbuf::SharedUnit;
 use crate::sse;
 use crate::trace::{Detail, Direction, Dissector, Filter, Record, TraceOptions};
+
+use super::Shared;
 
 /// The trace sinks of a running server.
 #[derive(Default)]
@@ -16,8 +20,12 @@ pub(crate) struct Tracer {
     file: Option<BufWriter<File>>,
     filter: Filter,
     preview: usize,
-    /// Connections streaming `GET /trace`, and whether their stream is chunked (HTTP/1.1).
+    /// Connections of this loop streaming `GET /trace`, and whether their stream is chunked
+    /// (HTTP/1.1).
     feed: Vec<(usize, bool)>,
+    /// The loops' shared state, where every loop's feed readers are counted, and this loop's
+    /// index: a record cut on any loop reaches every reader.
+    loops: Option<(Arc<Shared>, usize)>,
 }
 
 impl Tracer {
@@ -34,12 +42,51 @@ impl Tracer {
             filter: options.filter.clone(),
             preview: options.preview,
             feed: Vec::new(),
+            loops: None,
         })
     }
 
-    /// Whether any sink listens: connections get dissectors only then.
+    /// Counts this loop's feed readers, as loop `index`, where every loop of the server sees them.
+    pub(crate) fn join(&mut self, shared: Arc<Shared>, index: usize) {
+        self.loops = Some((shared, index));
+    }
+
+    /// Whether any sink listens, on this loop or another: connections get dissectors only then.
     pub(crate) fn active(&self) -> bool {
-        self.print.is_some() || self.file.is_some() || !self.feed.is_empty()
+        self.print.is_some()
+            || self.file.is_some()
+            || !self.feed.is_empty()
+            || self
+                .loops
+                .as_ref()
+                .is_some_and(|(shared, _)| shared.trace_readers.load(Ordering::SeqCst) > 0)
+    }
+
+    /// The other loops with feed readers, which the records this loop cuts must reach.
+    pub(crate) fn loops_with_readers(&self) -> impl Iterator<Item = usize> + '_ {
+        self.loops.iter().flat_map(|(shared, own)| {
+            let own = *own;
+            shared
+                .trace_readers_by_loop
+                .iter()
+                .enumerate()
+                .filter(move |&(i, n)| i != own && n.load(Ordering::SeqCst) > 0)
+                .map(|(i, _)| i)
+        })
+    }
+
+    /// Adds `delta` readers to the loops' counts.
+    fn count_readers(&self, delta: isize) {
+        if let Some((shared, index)) = &self.loops {
+            let by_loop = &shared.trace_readers_by_loop[*index];
+            if delta > 0 {
+                shared.trace_readers.fetch_add(1, Ordering::SeqCst);
+                by_loop.fetch_add(1, Ordering::SeqCst);
+            } else {
+                shared.trace_readers.fetch_sub(1, Ordering::SeqCst);
+                by_loop.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Payload bytes a record shows (and a received unit keeps).
@@ -50,6 +97,7 @@ impl Tracer {
     /// A connection streams the feed from now on.
     pub(crate) fn subscribe(&mut self, key: usize, chunked: bool) {
         self.feed.push((key, chunked));
+        self.count_readers(1);
     }
 
     /// The feed's readers, and whether each stream is chunked.
@@ -59,7 +107,11 @@ impl Tracer {
 
     /// A connection no longer streams the feed.
     pub(crate) fn unsubscribe(&mut self, key: usize) {
+        let before = self.feed.len();
         self.feed.retain(|&(k, _)| k != key);
+        if self.feed.len() < before {
+            self.count_readers(-1);
+        }
     }
 
     /// Dissectors for a new connection when tracing.
@@ -72,8 +124,8 @@ impl Tracer {
         })
     }
 
-    /// Writes a record to stderr and the file, and encodes it for the feed: one encoding per
-    /// framing, shared by every feed reader.
+    /// Writes a record cut on this loop to stderr and the file, and encodes it for this loop's
+    /// feed readers (see [`Tracer::feed_units`]).
     pub(crate) fn sink(&mut self, record: &Record) -> Option<(SharedUnit, SharedUnit)> {
         if self.filter.accepts(record) {
             if let Some(detail) = self.print {
@@ -93,6 +145,12 @@ impl Tracer {
                 }
             }
         }
+        self.feed_units(record)
+    }
+
+    /// A record as this loop's feed readers get it, when it has any: one encoding per framing
+    /// (chunked, bare), shared by every reader.
+    pub(crate) fn feed_units(&self, record: &Record) -> Option<(SharedUnit, SharedUnit)> {
         if self.feed.is_empty() {
             return None;
         }

@@ -263,8 +263,9 @@ impl Layout {
 /// Bytes counted by category, one direction.
 pub type ByCategory = [u64; Category::COUNT];
 
-/// The ledger of one server: per transport bytes, counts and latency.
-#[derive(Debug)]
+/// The ledger of one event loop (or, merged, of the server): per transport bytes, counts and
+/// latency.
+#[derive(Debug, Clone)]
 pub struct Ledger {
     transports: Vec<TransportStats>,
 }
@@ -359,6 +360,14 @@ impl Ledger {
         }
     }
 
+    /// Adds another ledger's counts to this one: each event loop keeps its own ledger (no lock
+    /// on the delivery path), and `/stats` sums them.
+    pub fn merge(&mut self, other: &Ledger) {
+        for (mine, theirs) in self.transports.iter_mut().zip(&other.transports) {
+            mine.merge(theirs);
+        }
+    }
+
     /// The totals of `transport`; `None` for `Untracked`, which is not counted.
     pub fn get(&self, transport: Transport) -> Option<&TransportStats> {
         transport.index().map(|i| &self.transports[i])
@@ -368,6 +377,32 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merging_two_loops_ledgers_sums_every_figure() {
+        let mut a = Ledger::new();
+        a.outbound(Transport::Sse, Category::Payload, 10);
+        a.inbound(Transport::Sse, Category::RequestHead, 7);
+        a.count(Transport::Sse, Counter::Messages, 2);
+        a.latency(Transport::Sse, 100);
+        a.deflated_out(Transport::Ws, 5, 9);
+        let mut b = Ledger::new();
+        b.outbound(Transport::Sse, Category::Payload, 32);
+        b.count(Transport::Sse, Counter::Messages, 3);
+        b.count(Transport::Ws, Counter::WriteSyscalls, 4);
+        b.latency(Transport::Sse, 300);
+        b.deflated_out(Transport::Ws, 1, 2);
+        a.merge(&b);
+        let sse = a.get(Transport::Sse).unwrap();
+        assert_eq!(sse.bytes_out[Category::Payload.index()], 42);
+        assert_eq!(sse.bytes_in[Category::RequestHead.index()], 7);
+        assert_eq!(sse.messages, 5);
+        assert_eq!(sse.latency().count, 2);
+        let ws = a.get(Transport::Ws).unwrap();
+        assert_eq!(ws.write_syscalls, 4);
+        assert_eq!((ws.deflate_out.messages, ws.deflate_out.compressed), (2, 6));
+        assert_eq!(ws.deflate_out.uncompressed, 11);
+    }
 
     #[test]
     fn layout_attributes_ranges_across_runs() {

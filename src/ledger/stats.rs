@@ -46,9 +46,12 @@ impl Deflated {
     }
 }
 
+/// The largest latency the ledger tells apart: an hour, in µs (longer is counted as an hour).
+const MAX_LATENCY_MICROS: u64 = 3_600_000_000;
+
 /// Everything the ledger knows about one transport: bytes each way by category, the
-/// [`Counter`]s, and a latency histogram (1 µs to 1 h, 3 significant digits).
-#[derive(Debug)]
+/// [`Counter`]s, and a latency histogram (1 µs to 1 h, 3 significant digits, growing to the largest value).
+#[derive(Debug, Clone)]
 pub struct TransportStats {
     /// Bytes read from clients, indexed by [`Category::index`].
     pub bytes_in: ByCategory,
@@ -96,8 +99,10 @@ impl Default for TransportStats {
             write_syscalls: 0,
             deflate_out: Deflated::default(),
             deflate_in: Deflated::default(),
-            // 1 µs to 1 hour at 3 significant digits; the bounds are valid constants.
-            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            // 3 significant digits, growing to the largest value recorded (at most an hour, see
+            // `record_latency`): a fixed hour-wide histogram is 188 KB per transport, copied each
+            // time `/stats` sums the loops' ledgers; one that grows to 100 ms is a third of that.
+            latency: Histogram::new(3).expect("valid precision"),
         }
     }
 }
@@ -131,8 +136,39 @@ impl TransportStats {
         *field += n;
     }
 
+    /// Adds everything `other` counted (another event loop's share) to these totals.
+    pub(super) fn merge(&mut self, other: &TransportStats) {
+        for (mine, theirs) in self.bytes_in.iter_mut().zip(other.bytes_in) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.bytes_out.iter_mut().zip(other.bytes_out) {
+            *mine += theirs;
+        }
+        self.connections += other.connections;
+        self.requests += other.requests;
+        self.responses += other.responses;
+        self.messages += other.messages;
+        self.empty += other.empty;
+        self.resumes += other.resumes;
+        self.slow_disconnects += other.slow_disconnects;
+        self.read_syscalls += other.read_syscalls;
+        self.write_syscalls += other.write_syscalls;
+        for (mine, theirs) in [
+            (&mut self.deflate_out, other.deflate_out),
+            (&mut self.deflate_in, other.deflate_in),
+        ] {
+            mine.messages += theirs.messages;
+            mine.compressed += theirs.compressed;
+            mine.uncompressed += theirs.uncompressed;
+        }
+        // Same bounds on both sides, so adding cannot fail; a failure would only lose latency
+        // samples of a report, never a count.
+        let _ = self.latency.add(&other.latency);
+    }
+
     pub(super) fn record_latency(&mut self, micros: u64) {
-        self.latency.saturating_record(micros.max(1));
+        self.latency
+            .saturating_record(micros.clamp(1, MAX_LATENCY_MICROS));
     }
 
     /// Percentiles of publish-to-first-byte latency over every delivery so far.

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::Server;
+use super::event_loop::EventLoop;
 use crate::outbuf::{OutQueue, WriteReport};
 
 /// Accept errors (EMFILE…) are logged at most once per this interval.
@@ -28,7 +28,7 @@ impl Throttle {
     }
 }
 
-impl Server {
+impl EventLoop {
     /// Answers `503` on a fresh socket that is then dropped, untracked. What the client already
     /// sent is read first (a socket closed with unread input sends a reset, which can destroy
     /// the answer in flight), and the write side is shut after the answer.

@@ -1,28 +1,34 @@
 //! One delivery path: a published message goes to each subscriber's session through one dispatch
-//! ([`App::deliver`]), which says what became of it; and the demo's drop buttons.
-use super::Server;
-use crate::app::Delivery;
-use crate::delivery::Encodings;
-use crate::hub::Published;
+//! ([`App::deliver`](crate::app::App)), which says what became of it; and the demo's drop buttons.
+use super::event_loop::EventLoop;
+use crate::app::{ClientRef, Delivery, FanOut};
 use crate::ledger::Transport;
 
-impl Server {
-    /// Delivers a published message to the channel's subscribers: the message is encoded once per
-    /// transport and every subscriber's queue shares those bytes.
-    pub(super) fn fan_out(&mut self, published: Published) {
-        let message = &published.message;
-        // Each transport's encoding, made once for this fan-out and dropped after it.
-        let encodings = Encodings::default();
+impl EventLoop {
+    /// Delivers a published message to this loop's subscribers of its channel: the message is
+    /// encoded once per transport (for every loop: the encodings travel with it) and every
+    /// subscriber's queue shares those bytes.
+    pub(super) fn fan_out(&mut self, fan_out: FanOut) {
+        let FanOut {
+            message,
+            encodings,
+            subscribers,
+        } = fan_out;
         // Parked long-polls waiting after the same id get the same body: built once per id.
         let mut bodies = Vec::new();
         self.fanout_turn = self.fanout_turn.wrapping_add(1);
-        for &(key, _kind) in rotated(&published.subscribers, self.fanout_turn) {
+        for &(who, _kind) in rotated(&subscribers, self.fanout_turn) {
+            let (_, key) = ClientRef::loop_and_key(who);
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
+            if !ClientRef::is_serial(who, conn.client.id) {
+                // The subscriber closed while the fan-out waited; its key serves someone else.
+                continue;
+            }
             match self
                 .app
-                .deliver(&mut conn.client, message, &encodings, &mut bodies)
+                .deliver(&mut conn.client, &message, &encodings, &mut bodies)
             {
                 Delivery::Queued => self.dirty.push(key),
                 Delivery::Close => self.close(key),
@@ -31,8 +37,8 @@ impl Server {
         }
     }
 
-    /// Closes every connection currently serving `transport` (except `asker`): what the demo's
-    /// "drop connection" buttons and the resume tests use.
+    /// Closes every connection of this loop currently serving `transport` (except `asker`): what
+    /// the demo's "drop connection" buttons and the resume tests use.
     pub(super) fn drop_transport(&mut self, transport: Transport, asker: usize) -> usize {
         let victims: Vec<usize> = self
             .conns

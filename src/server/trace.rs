@@ -4,12 +4,13 @@
 //! tracing off the hot path pays one branch.
 use std::sync::Arc;
 
-use super::Server;
+use super::event_loop::EventLoop;
+use super::peers::Command;
 use crate::ledger::Transport;
-use crate::outbuf::Segment;
+use crate::outbuf::{Segment, SharedUnit};
 use crate::trace::{Direction, Dissector, Record};
 
-impl Server {
+impl EventLoop {
     /// Turns the units a connection's dissectors completed into records and hands them to every
     /// sink. The observers (`/stats`, `/trace`, the page) are never traced.
     pub(super) fn emit_traces(&mut self, key: usize) {
@@ -46,10 +47,26 @@ impl Server {
         }
     }
 
+    /// A record cut on this loop: to the sinks, this loop's feed readers and the other loops'.
     fn emit(&mut self, record: &Record) {
-        let Some((chunked_unit, bare_unit)) = self.app.tracer.sink(record) else {
-            return;
-        };
+        let elsewhere: Vec<usize> = self.app.tracer.loops_with_readers().collect();
+        for other in elsewhere {
+            self.peers.send(other, Command::Trace(record.clone()));
+        }
+        if let Some(units) = self.app.tracer.sink(record) {
+            self.feed(units);
+        }
+    }
+
+    /// A record another loop cut, for this loop's feed readers.
+    pub(super) fn feed_record(&mut self, record: &Record) {
+        if let Some(units) = self.app.tracer.feed_units(record) {
+            self.feed(units);
+        }
+    }
+
+    /// Queues a record's encodings (chunked, bare) on every feed reader of this loop.
+    fn feed(&mut self, (chunked_unit, bare_unit): (SharedUnit, SharedUnit)) {
         let feed = self.app.tracer.feed().to_vec();
         for (key, chunked) in feed {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -71,9 +88,28 @@ impl Server {
         }
     }
 
+    /// The first trace reader appeared on this loop: every loop's connections get dissectors.
+    pub(super) fn tracing_changed(&mut self) {
+        for other in 0..self.peers.len() {
+            if other != self.index() {
+                self.peers.send(other, Command::TracingChanged);
+            }
+        }
+        self.on_tracing_changed();
+    }
+
+    /// Tracing began or ended somewhere: dissectors come or go with it.
+    pub(super) fn on_tracing_changed(&mut self) {
+        if self.app.tracer.active() {
+            self.attach_dissectors();
+        } else {
+            self.detach_dissectors();
+        }
+    }
+
     /// Tracing just began: connections at a unit boundary get dissectors (a connection in the
     /// middle of a unit would be misread, so it is traced from its next connection on).
-    pub(super) fn attach_dissectors(&mut self) {
+    fn attach_dissectors(&mut self) {
         let preview = self.app.tracer.preview();
         for (_, conn) in self.conns.iter_mut() {
             if conn.client.dissectors.is_some()
@@ -99,10 +135,14 @@ impl Server {
         }
         self.app.tracer.unsubscribe(key);
         if !self.app.tracer.active() {
-            for (_, conn) in self.conns.iter_mut() {
-                conn.client.dissectors = None;
-                conn.client.traced.clear();
-            }
+            self.tracing_changed();
+        }
+    }
+
+    fn detach_dissectors(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            conn.client.dissectors = None;
+            conn.client.traced.clear();
         }
     }
 }

@@ -1,0 +1,290 @@
+//! What the event loops of one server share (`--threads N`): the hub, behind one lock taken per
+//! publish, subscription or history read and never per delivery; each loop's inbox of fan-outs;
+//! and a few counters. Everything else (connections, sessions, the ledger, the tracer's readers)
+//! belongs to one loop.
+//!
+//! A publish is made and handed out under the hub's lock: the message gets its id, and each loop
+//! with subscribers of the channel gets `(message, its subscribers)` in its inbox, before any
+//! other publish can. So every inbox holds a channel's messages in id order, and each subscriber,
+//! served by exactly one loop, sees its channel in order. The publishing loop's own subscribers go
+//! through its own inbox too, behind what other loops published earlier. The message's encodings
+//! travel with it ([`Encodings`] is shared), so each transport's bytes are made once whichever
+//! loop needs them first.
+//!
+//! A subscriber is named by its [`ClientRef`]: the loop, the loop's table key and the client's
+//! serial, so a fan-out that arrives after its subscriber closed (and the key was reused) finds a
+//! different serial and is dropped; and the transport, so `/stats` can count a channel's
+//! subscribers by transport without asking the loops.
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::delivery::{Encodings, Message};
+use crate::hub::{HistoryLimits, Hub, Published, Refused, SubscriberId, Subscription};
+use crate::ledger::Transport;
+
+/// Bits of a [`SubscriberId`]: the loop's table key, the loop, the transport, the serial.
+const KEY_BITS: u32 = 32;
+const LOOP_BITS: u32 = 8;
+const TRANSPORT_BITS: u32 = 4;
+const SERIAL_BITS: u32 = 64 - KEY_BITS - LOOP_BITS - TRANSPORT_BITS;
+
+/// The most event loops a server runs (a loop's index fits its bits of a [`SubscriberId`]).
+pub(crate) const MAX_LOOPS: usize = 1 << LOOP_BITS;
+
+/// A message handed to one loop: its subscribers there, and the encodings every loop shares.
+pub(crate) struct FanOut {
+    /// The message, shared with the hub's history.
+    pub message: Arc<Message>,
+    /// Each transport's bytes, made by the first loop that needs them.
+    pub encodings: Arc<Encodings>,
+    /// The loop's subscribers of the channel when the message was published.
+    pub subscribers: Vec<(SubscriberId, Subscription)>,
+}
+
+/// One client of one loop, as other loops and the hub name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientRef {
+    /// The event loop that serves the client.
+    pub loop_index: usize,
+    /// The client's key in that loop's connection table.
+    pub key: usize,
+    /// The client's id (unique in the process): tells a reused key from the client it had.
+    pub serial: u64,
+}
+
+impl ClientRef {
+    /// This client's name in the hub as a subscriber by `transport`.
+    pub(crate) fn subscriber(self, transport: Transport) -> SubscriberId {
+        let tag = match transport {
+            Transport::LongPoll => 1,
+            Transport::Sse => 2,
+            Transport::Ws => 3,
+            _ => 0,
+        };
+        let serial = self.serial & ((1 << SERIAL_BITS) - 1);
+        let packed = (self.key as u64 & ((1 << KEY_BITS) - 1))
+            | ((self.loop_index as u64) << KEY_BITS)
+            | (tag << (KEY_BITS + LOOP_BITS))
+            | (serial << (KEY_BITS + LOOP_BITS + TRANSPORT_BITS));
+        packed as SubscriberId
+    }
+
+    /// The loop and key a subscriber lives at.
+    pub(crate) fn loop_and_key(id: SubscriberId) -> (usize, usize) {
+        let id = id as u64;
+        (
+            ((id >> KEY_BITS) & ((1 << LOOP_BITS) - 1)) as usize,
+            (id & ((1 << KEY_BITS) - 1)) as usize,
+        )
+    }
+
+    /// Whether `id` names the client `serial` (and not an earlier holder of its key).
+    pub(crate) fn is_serial(id: SubscriberId, serial: u64) -> bool {
+        let shift = KEY_BITS + LOOP_BITS + TRANSPORT_BITS;
+        (id as u64) >> shift == serial & ((1 << SERIAL_BITS) - 1)
+    }
+
+    /// The transport a subscriber subscribed by.
+    pub(crate) fn transport(id: SubscriberId) -> Option<Transport> {
+        match ((id as u64) >> (KEY_BITS + LOOP_BITS)) & ((1 << TRANSPORT_BITS) - 1) {
+            1 => Some(Transport::LongPoll),
+            2 => Some(Transport::Sse),
+            3 => Some(Transport::Ws),
+            _ => None,
+        }
+    }
+}
+
+/// The state every loop of a server shares.
+pub(crate) struct Shared {
+    hub: Mutex<Hub>,
+    /// Each loop's inbox of fan-outs, by loop index.
+    inboxes: Vec<Sender<FanOut>>,
+    /// Connections open on every loop (for `--max-connections` and `/stats`).
+    pub connections_open: AtomicUsize,
+    /// The last client id handed out.
+    client_ids: AtomicU64,
+    /// `GET /trace` readers on every loop: while there are any, every loop traces.
+    pub trace_readers: AtomicUsize,
+    /// `GET /trace` readers by loop: records cut on one loop go to the loops that have readers.
+    pub trace_readers_by_loop: Vec<AtomicUsize>,
+}
+
+impl Shared {
+    /// The shared state of `loops` event loops, and each loop's end of its inbox.
+    pub(crate) fn new(loops: usize, limits: HistoryLimits) -> (Arc<Shared>, Vec<Receiver<FanOut>>) {
+        let loops = loops.clamp(1, MAX_LOOPS);
+        let (inboxes, receivers) = (0..loops).map(|_| mpsc::channel()).unzip();
+        let shared = Shared {
+            hub: Mutex::new(Hub::new(limits)),
+            inboxes,
+            connections_open: AtomicUsize::new(0),
+            client_ids: AtomicU64::new(0),
+            trace_readers: AtomicUsize::new(0),
+            trace_readers_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
+        };
+        (Arc::new(shared), receivers)
+    }
+
+    /// How many event loops share this state.
+    pub(crate) fn loops(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// The hub, locked. A loop that panicked while holding it left it consistent enough to go
+    /// on: every hub operation completes its own bookkeeping before it can panic (it does not).
+    pub(crate) fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next client id (1, 2, 3… across every loop).
+    pub(crate) fn next_client_id(&self) -> u64 {
+        self.client_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Publishes `data` on `channel` and hands the message to the inbox of every loop with
+    /// subscribers of it, under the hub's lock (see the module's comment). Returns the id, and in
+    /// `wake` the bit of every loop other than `own` that now has work.
+    pub(crate) fn publish(
+        &self,
+        channel: &str,
+        data: Box<str>,
+        now: Instant,
+        own: usize,
+        wake: &mut u64,
+    ) -> Result<u64, Refused> {
+        let mut hub = self.hub();
+        let published = hub.publish(channel, data, now)?;
+        let id = published.message.id;
+        self.hand_out(published, own, wake);
+        drop(hub);
+        Ok(id)
+    }
+
+    /// Splits a publish's subscribers by loop and queues each loop's share.
+    fn hand_out(&self, published: Published, own: usize, wake: &mut u64) {
+        let Published {
+            message,
+            subscribers,
+        } = published;
+        if subscribers.is_empty() {
+            return;
+        }
+        let encodings = Arc::new(Encodings::default());
+        let loops = self.inboxes.len();
+        if loops == 1 {
+            let fan_out = FanOut {
+                message,
+                encodings,
+                subscribers,
+            };
+            // A closed inbox is a loop that has stopped: nobody there to deliver to.
+            let _ = self.inboxes[0].send(fan_out);
+            return;
+        }
+        let mut by_loop: Vec<Vec<(SubscriberId, Subscription)>> = vec![Vec::new(); loops];
+        for (who, how) in subscribers {
+            let (index, _) = ClientRef::loop_and_key(who);
+            if let Some(share) = by_loop.get_mut(index) {
+                share.push((who, how));
+            }
+        }
+        for (index, subscribers) in by_loop.into_iter().enumerate() {
+            if subscribers.is_empty() {
+                continue;
+            }
+            let fan_out = FanOut {
+                message: Arc::clone(&message),
+                encodings: Arc::clone(&encodings),
+                subscribers,
+            };
+            if self.inboxes[index].send(fan_out).is_ok() && index != own {
+                *wake |= 1 << index;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscriber_id_carries_loop_key_transport_and_serial() {
+        let who = ClientRef {
+            loop_index: 3,
+            key: 77_000,
+            serial: 123_456_789,
+        };
+        let id = who.subscriber(Transport::Sse);
+        assert_eq!(ClientRef::loop_and_key(id), (3, 77_000));
+        assert_eq!(ClientRef::transport(id), Some(Transport::Sse));
+        assert!(ClientRef::is_serial(id, 123_456_789));
+        assert!(!ClientRef::is_serial(id, 123_456_790));
+        assert_eq!(
+            ClientRef::transport(who.subscriber(Transport::LongPoll)),
+            Some(Transport::LongPoll)
+        );
+        assert_eq!(
+            ClientRef::transport(who.subscriber(Transport::Ws)),
+            Some(Transport::Ws)
+        );
+        assert_ne!(
+            who.subscriber(Transport::Ws),
+            who.subscriber(Transport::Sse)
+        );
+    }
+
+    #[test]
+    fn a_publish_reaches_each_loop_with_its_own_subscribers_in_id_order() {
+        let (shared, inboxes) = Shared::new(2, HistoryLimits::default());
+        let on = |loop_index, key| ClientRef {
+            loop_index,
+            key,
+            serial: key as u64,
+        };
+        {
+            let mut hub = shared.hub();
+            hub.subscribe(
+                "c",
+                on(0, 1).subscriber(Transport::Sse),
+                Subscription::Stream,
+            );
+            hub.subscribe(
+                "c",
+                on(1, 2).subscriber(Transport::Ws),
+                Subscription::Stream,
+            );
+            hub.subscribe(
+                "c",
+                on(1, 3).subscriber(Transport::Sse),
+                Subscription::Stream,
+            );
+        }
+        let mut wake = 0;
+        let t = Instant::now();
+        assert_eq!(shared.publish("c", "one".into(), t, 0, &mut wake), Ok(1));
+        assert_eq!(shared.publish("c", "two".into(), t, 1, &mut wake), Ok(2));
+        // Loop 0 published the first and has work for loop 1; loop 1 the second, for loop 0.
+        assert_eq!(wake, 0b11);
+        let got: Vec<_> = inboxes[1].try_iter().collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].message.id, got[1].message.id), (1, 2));
+        assert_eq!(got[0].subscribers.len(), 2);
+        let got: Vec<_> = inboxes[0].try_iter().collect();
+        assert_eq!(got.iter().map(|f| f.message.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(got[0].subscribers.len(), 1);
+        // Both loops' share of one message carry the same encodings.
+        let again: Vec<_> = {
+            let mut wake = 0;
+            shared
+                .publish("c", "three".into(), t, 0, &mut wake)
+                .unwrap();
+            inboxes.iter().map(|r| r.try_recv().unwrap()).collect()
+        };
+        assert!(Arc::ptr_eq(&again[0].encodings, &again[1].encodings));
+        assert!(Arc::ptr_eq(&again[0].message, &again[1].message));
+    }
+}
