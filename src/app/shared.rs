@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     inboxes: Vec<Sender<FanOut>>,
     /// Connections open on every loop (for `--max-connections` and `/stats`).
     pub connections_open: AtomicUsize,
+    /// Connections open on each loop (for `/stats`: how the kernel spread them).
+    open_by_loop: Vec<AtomicUsize>,
     /// The last client id handed out.
     client_ids: AtomicU64,
     /// `GET /trace` readers on every loop: while there are any, every loop traces.
@@ -121,6 +123,7 @@ impl Shared {
             hub: Mutex::new(Hub::new(limits)),
             inboxes,
             connections_open: AtomicUsize::new(0),
+            open_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             client_ids: AtomicU64::new(0),
             trace_readers: AtomicUsize::new(0),
             trace_readers_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
@@ -137,6 +140,24 @@ impl Shared {
     /// on: every hub operation completes its own bookkeeping before it can panic (it does not).
     pub(crate) fn hub(&self) -> MutexGuard<'_, Hub> {
         self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Loop `index` accepted a connection.
+    pub(crate) fn opened(&self, index: usize) {
+        self.connections_open.fetch_add(1, Ordering::SeqCst);
+        self.open_by_loop[index].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A connection of loop `index` closed.
+    pub(crate) fn closed(&self, index: usize) {
+        self.connections_open.fetch_sub(1, Ordering::SeqCst);
+        self.open_by_loop[index].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Connections open on each loop.
+    pub(crate) fn open_by_loop(&self) -> Vec<usize> {
+        let open = self.open_by_loop.iter();
+        open.map(|n| n.load(Ordering::SeqCst)).collect()
     }
 
     /// The next client id (1, 2, 3… across every loop).

@@ -20,6 +20,7 @@ impl App {
             "uptime_s": (self.now - self.started).as_secs_f64(),
             "connections_open": self.shared.connections_open.load(Ordering::SeqCst),
             "threads": self.shared.loops(),
+            "connections_by_thread": self.shared.open_by_loop(),
             "transports": transports,
             "hub": {
                 "channels": usage.channels,

@@ -288,10 +288,7 @@ impl EventLoop {
                 self.app.refuse(&mut client, Self::refusal_503(), true);
             }
             entry.insert(Connection::new(socket, client));
-            self.app
-                .shared
-                .connections_open
-                .fetch_add(1, Ordering::SeqCst);
+            self.app.shared.opened(self.index);
             self.dirty.push(key);
         }
     }
@@ -523,10 +520,7 @@ impl EventLoop {
             return;
         };
         let mut conn = self.conns.remove(key);
-        self.app
-            .shared
-            .connections_open
-            .fetch_sub(1, Ordering::SeqCst);
+        self.app.shared.closed(self.index);
         self.timers.reschedule(key, conn.deadline, None);
         self.trace_forget(key);
         self.app.on_closed(who, &conn.client);

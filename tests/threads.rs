@@ -1,0 +1,334 @@
+//! Several event loops (`--threads`) serve as one server: connections spread over the loops by the
+//! kernel, and whatever loop a publisher or a subscriber lands on, every subscriber gets every
+//! message of its channel once and in order; `/stats`, `/drop` and `/trace` see every loop.
+// Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{TestServer, poll_request, publish_request, unique_channel, wait_until};
+
+const LOOPS: &str = "4";
+
+fn stats(server: &TestServer) -> Value {
+    server
+        .request(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .json()
+}
+
+/// How many of the server's connections each loop holds (the asking one included).
+fn by_loop(server: &TestServer) -> Vec<u64> {
+    let s = stats(server);
+    let v = s["connections_by_thread"]
+        .as_array()
+        .expect("per-loop counts");
+    v.iter().map(|n| n.as_u64().unwrap()).collect()
+}
+
+/// An SSE subscriber on a raw socket: reads events and returns their ids and data.
+struct Sse {
+    stream: TcpStream,
+    text: String,
+}
+
+impl Sse {
+    fn open(server: &TestServer, channel: &str) -> Sse {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        let req = format!("GET /sse/{channel} HTTP/1.1\r\nHost: t\r\n\r\n");
+        stream.write_all(req.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut sse = Sse {
+            stream,
+            text: String::new(),
+        };
+        // The head and the `retry:` field: the stream is subscribed from here on.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sse.text.contains("retry:") {
+            assert!(Instant::now() < deadline, "no stream head: {}", sse.text);
+            sse.read_some();
+        }
+        sse
+    }
+
+    fn read_some(&mut self) -> bool {
+        let mut buf = [0u8; 65536];
+        match self.stream.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                true
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .map(|id| id.trim().parse().unwrap())
+            .collect()
+    }
+
+    /// Reads until `n` events came or `wait` passed; returns the ids seen.
+    fn ids_after(&mut self, n: usize, wait: Duration) -> Vec<u64> {
+        let deadline = Instant::now() + wait;
+        while self.ids().len() < n && Instant::now() < deadline {
+            self.read_some();
+        }
+        self.ids()
+    }
+
+    /// Whether the server closed the stream within `wait`.
+    fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if !self.read_some() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The JSON id of a WebSocket message.
+fn ws_id(text: &str) -> u64 {
+    serde_json::from_str::<Value>(text).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn connections_spread_over_the_loops_and_stats_sum_every_loop() {
+    let server = TestServer::start(&["--no-demo", "--threads", LOOPS]);
+    let s = stats(&server);
+    assert_eq!(s["threads"], 4, "{s}");
+    let channel = unique_channel("spread");
+    let streams: Vec<_> = (0..40).map(|_| Sse::open(&server, &channel)).collect();
+    let counts = by_loop(&server);
+    assert_eq!(counts.len(), 4);
+    // The stats request is the 41st connection.
+    assert_eq!(counts.iter().sum::<u64>(), 41, "{counts:?}");
+    // Forty connections on one loop of four: a chance of 4^-39.
+    assert!(
+        counts.iter().filter(|&&n| n > 0).count() >= 2,
+        "the kernel spread the connections: {counts:?}"
+    );
+    // Each poll on a connection of its own, whatever loop it lands on, is counted exactly once.
+    for _ in 0..30 {
+        let r = server.request(&poll_request(&channel, Some(0)));
+        assert_eq!(r.status, 204);
+    }
+    let s = stats(&server);
+    assert_eq!(s["transports"]["poll"]["requests"], 30, "{s}");
+    assert_eq!(s["transports"]["sse"]["connections"], 40, "{s}");
+    // The polls' connections close as the server reads their end.
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || stats(&server)["connections_open"] == 41
+    ));
+    let c = server
+        .request(format!("GET /stats?channel={channel} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    assert_eq!(c.json()["channel"]["subscribers_by_transport"]["sse"], 40);
+    drop(streams);
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || stats(&server)["connections_open"] == 1
+    ));
+}
+
+#[test]
+fn racing_publishers_on_every_loop_reach_every_subscriber_once_and_in_order() {
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 100;
+    const TOTAL: usize = PUBLISHERS * EACH;
+    let server = TestServer::start(&["--no-demo", "--threads", LOOPS]);
+    let channel = unique_channel("race");
+    let mut sse: Vec<_> = (0..12).map(|_| Sse::open(&server, &channel)).collect();
+    let mut ws: Vec<_> = (0..12)
+        .map(|_| support::ws::RawWs::open(&server, &format!("/ws/{channel}")))
+        .collect();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let mut c = server.connect();
+            let channel = channel.clone();
+            std::thread::spawn(move || {
+                // Pipelined in batches, so the loops publish at the same time.
+                for batch in 0..EACH / 20 {
+                    let reqs: Vec<u8> = (0..20)
+                        .flat_map(|i| {
+                            publish_request(&channel, &format!("p{p}-{}", batch * 20 + i))
+                        })
+                        .collect();
+                    c.send(&reqs);
+                    for _ in 0..20 {
+                        assert_eq!(c.read_response().status, 200);
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let want: Vec<u64> = (1..=TOTAL as u64).collect();
+    for s in &mut sse {
+        assert_eq!(s.ids_after(TOTAL, Duration::from_secs(20)), want);
+    }
+    for w in &mut ws {
+        let ids: Vec<u64> = (0..TOTAL).map(|_| ws_id(&w.text())).collect();
+        assert_eq!(ids, want);
+    }
+    let s = stats(&server);
+    assert_eq!(s["transports"]["sse"]["messages"], 12 * TOTAL as u64, "{s}");
+    assert_eq!(s["transports"]["ws"]["messages"], 12 * TOTAL as u64, "{s}");
+}
+
+#[test]
+fn resumes_while_other_loops_publish_lose_and_repeat_nothing() {
+    const BEFORE: u64 = 50;
+    const DURING: u64 = 400;
+    // Replays go out a window (half of --max-pending-output) at a time: with 1 KB messages each
+    // takes some 30 windows, while the publisher's fan-outs reach the readers' loops in between.
+    // (Smaller windows would cut a reader that falls a few messages behind as a slow consumer.)
+    let server = TestServer::start(&[
+        "--no-demo",
+        "--threads",
+        LOOPS,
+        "--max-pending-output",
+        "65536",
+    ]);
+    let body = "x".repeat(1000);
+    let channel = unique_channel("resume");
+    for i in 0..BEFORE {
+        server.publish(&channel, &format!("before {i} {body}"));
+    }
+    let last = BEFORE + DURING;
+    // How many events each reader has: the publisher stays within 20 messages of the slowest, so
+    // no reader is cut as a slow consumer (this test is about order, not about slow readers).
+    let progress: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>> =
+        std::sync::Arc::new((0..4).map(|_| Default::default()).collect());
+    // Resumes from id 10 while the publisher runs: each gets 11..=last, once each, in order.
+    let readers: Vec<_> = (0..4)
+        .map(|r| {
+            let addr = server.addr;
+            let channel = channel.clone();
+            let progress = progress.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                let req =
+                    format!("GET /sse/{channel} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 10\r\n\r\n");
+                stream.write_all(req.as_bytes()).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut sse = Sse {
+                    stream,
+                    text: String::new(),
+                };
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let want = (last - 10) as usize;
+                while sse.ids().len() < want && Instant::now() < deadline {
+                    sse.read_some();
+                    let seen = sse.ids().len();
+                    progress[r].store(seen, std::sync::atomic::Ordering::SeqCst);
+                }
+                sse.ids()
+            })
+        })
+        .collect();
+    let mut c = server.connect();
+    for i in 0..DURING {
+        let published = (BEFORE + i) as usize;
+        assert!(wait_until(Duration::from_secs(20), || {
+            progress
+                .iter()
+                .all(|p| p.load(std::sync::atomic::Ordering::SeqCst) + 10 + 20 >= published)
+        }));
+        c.send(&publish_request(&channel, &format!("during {i} {body}")));
+        assert_eq!(c.read_response().status, 200);
+    }
+    let want: Vec<u64> = (11..=last).collect();
+    for r in readers {
+        let got = r.join().unwrap();
+        if got != want {
+            let s = stats(&server);
+            panic!(
+                "got {} ids, first wrong at {:?} (stats: {})",
+                got.len(),
+                got.iter().zip(&want).position(|(a, b)| a != b),
+                s["transports"]["sse"]
+            );
+        }
+    }
+}
+
+#[test]
+fn drop_closes_the_transport_on_every_loop_and_counts_them_all() {
+    let server = TestServer::start(&["--no-demo", "--threads", LOOPS]);
+    let channel = unique_channel("drop");
+    let mut streams: Vec<_> = (0..24).map(|_| Sse::open(&server, &channel)).collect();
+    let counts = by_loop(&server);
+    assert!(counts.iter().filter(|&&n| n > 0).count() >= 2, "{counts:?}");
+    let r = server.request(b"POST /drop/sse HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["dropped"], 24, "{r:?}");
+    for s in &mut streams {
+        assert!(s.closed_within(Duration::from_secs(10)), "still open");
+    }
+}
+
+#[test]
+fn the_trace_feed_shows_connections_of_every_loop() {
+    let server = TestServer::start(&["--no-demo", "--threads", LOOPS]);
+    let mut feed = TcpStream::connect(server.addr).unwrap();
+    feed.write_all(b"GET /trace HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    feed.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut feed = Sse {
+        stream: feed,
+        text: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !feed.text.contains("retry:") {
+        assert!(Instant::now() < deadline, "no feed head");
+        feed.read_some();
+    }
+    // Tracing reaches the other loops through their command queues: wait until a poll shows.
+    let channel = unique_channel("traced");
+    let polls_seen = |feed: &mut Sse| -> BTreeSet<u64> {
+        feed.read_some();
+        feed.text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|r| r["transport"] == "poll")
+            .filter_map(|r| r["conn"].as_u64())
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(10), || {
+        let r = server.request(&poll_request(&channel, Some(0)));
+        assert_eq!(r.status, 204);
+        !polls_seen(&mut feed).is_empty()
+    }));
+    let before = polls_seen(&mut feed).len();
+    for _ in 0..20 {
+        server.request(&poll_request(&channel, Some(0)));
+    }
+    // Twenty connections of their own, spread over four loops: every one is traced.
+    assert!(
+        wait_until(Duration::from_secs(10), || polls_seen(&mut feed).len()
+            >= before + 20),
+        "traced poll connections: {} of {}",
+        polls_seen(&mut feed).len(),
+        before + 20
+    );
+}
