@@ -646,7 +646,11 @@ impl Server {
     /// Assigns the next id, encodes the message once per transport its subscribers use, and
     /// writes it to each of them.
     fn publish(&mut self, ci: usize, data: &str) -> u64 {
-        let date = self.date().to_string();
+        let date = if self.channels[ci].parked.is_empty() {
+            String::new()
+        } else {
+            self.date().to_string()
+        };
         let ch = &mut self.channels[ci];
         ch.last_id += 1;
         let id = ch.last_id;
