@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# The same `pushwire load` scenarios against Nchan and against pushwire, side by side.
+# The same `pushwire load` scenarios against Nchan, against pushwire and against the floor, side
+# by side.
 #
 #   bash benches/peers/nchan.sh            # a few minutes; prints the table BENCHMARKS.md quotes
 #   SECONDS_PER_SCENARIO=5 IDLE=2000 bash benches/peers/nchan.sh   # a quicker pass
 #   THREADS=1 …                            # subscriber threads of the load generator (default 2)
+#   FLOOR=0 …                              # without the floor
 #
-# Installs Debian's nginx and libnginx-mod-nchan with apt when missing. Both servers listen on
+# The floor (benches/peers/floor.rs, built by `cargo bench --bench floor --no-run`) is a minimal
+# single-threaded server that writes pushwire's bytes for each publish with one write per
+# subscriber socket, straight from the publish handler: its CPU per delivery is about what the
+# kernel charges for those writes, and every figure is also given as a ratio to it.
+#
+# Installs Debian's nginx and libnginx-mod-nchan with apt when missing. The servers listen on
 # loopback ports, run as children of this script and are stopped by their PIDs. Load goes to
 # 127.0.0.0/8 only.
 set -euo pipefail
@@ -33,6 +40,20 @@ if [ -z "$PW" ]; then
     cargo build --release -q
     PW=target/release/pushwire
 fi
+# FLOOR_BIN=path/to/floor skips its build; otherwise cargo says where the bench executable is.
+FLOOR=${FLOOR:-1}
+FB=${FLOOR_BIN:-}
+if [ "$FLOOR" != 0 ] && [ -z "$FB" ]; then
+    FB=$(cargo bench --bench floor --no-run -q --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    a = json.loads(line)
+    if a.get("reason") == "compiler-artifact" and a["target"]["name"] == "floor" and a.get("executable"):
+        print(a["executable"])')
+    [ -x "$FB" ] || { echo "the floor did not build" >&2; exit 1; }
+fi
+SERVERS="nchan pushwire"
+[ "$FLOOR" != 0 ] && SERVERS="nchan pushwire floor"
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -59,6 +80,18 @@ start_servers() {
         sleep 0.1
     done
     PWADDR=$(sed -n 's#pushwire listening on http://##p' "$WORK/pushwire.out")
+    FLPID= FLADDR=
+    if [ "$FLOOR" != 0 ]; then
+        "$FB" --serve 127.0.0.1:0 > "$WORK/floor.out" 2> "$WORK/floor.err" &
+        FLPID=$!
+        PIDS+=("$FLPID")
+        for _ in $(seq 100); do
+            grep -q listening "$WORK/floor.out" 2>/dev/null && break
+            sleep 0.1
+        done
+        FLADDR=$(sed -n 's#floor listening on http://##p' "$WORK/floor.out")
+        [ -n "$FLADDR" ] || { echo "the floor did not start: $(cat "$WORK/floor.err")" >&2; exit 1; }
+    fi
     WORKER=
     for _ in $(seq 100); do
         WORKER=$(pgrep -P "$NGINX" | head -1 || true)
@@ -67,12 +100,14 @@ start_servers() {
         sleep 0.1
     done
     [ -n "$WORKER" ] || { echo "nginx did not start: $(cat "$WORK/nchan/error.log" 2>/dev/null)" >&2; exit 1; }
-    echo "nchan: nginx $(nginx -v 2>&1 | sed 's#.*/##'), worker pid $WORKER, port $NPORT; pushwire pid $PWPID at $PWADDR" >&2
+    echo "nchan: nginx $(nginx -v 2>&1 | sed 's#.*/##'), worker pid $WORKER, port $NPORT; pushwire pid $PWPID at $PWADDR${FLPID:+; floor pid $FLPID at $FLADDR}" >&2
 }
 
+# stop_servers NAME — the floor prints on SIGTERM whether any write had to wait; kept per scenario.
 stop_servers() {
-    kill "$NGINX" "$PWPID" 2>/dev/null || true
-    wait "$NGINX" "$PWPID" 2>/dev/null || true
+    kill "$NGINX" "$PWPID" $FLPID 2>/dev/null || true
+    wait "$NGINX" "$PWPID" $FLPID 2>/dev/null || true
+    [ -z "$FLPID" ] || cp "$WORK/floor.err" "$WORK/$1.floor.err"
     PIDS=()
 }
 
@@ -81,21 +116,20 @@ run() {
     local name=$1 server=$2
     shift 2
     local pub sub pid
-    if [ "$server" = nchan ]; then
-        pub="http://127.0.0.1:$NPORT/pub/{channel}"
-        pid=$WORKER
-    else
-        pub="http://$PWADDR/pub/{channel}"
-        pid=$PWPID
-    fi
+    local addr=$PWADDR
+    case "$server" in
+        nchan) pub="http://127.0.0.1:$NPORT/pub/{channel}" pid=$WORKER ;;
+        pushwire) pub="http://$PWADDR/pub/{channel}" pid=$PWPID ;;
+        floor) pub="http://$FLADDR/pub/{channel}" pid=$FLPID addr=$FLADDR ;;
+    esac
     local subs=()
     for kind in "$@"; do
         case "$server:$kind" in
             nchan:ws) subs+=(--sub-url "ws=ws://127.0.0.1:$NPORT/sub/{channel}") ;;
             nchan:*) subs+=(--sub-url "$kind=http://127.0.0.1:$NPORT/sub/{channel}") ;;
-            pushwire:ws) subs+=(--sub-url "ws=ws://$PWADDR/ws/{channel}?since=0") ;;
-            pushwire:sse) subs+=(--sub-url "sse=http://$PWADDR/sse/{channel}?last_event_id=0") ;;
-            pushwire:longpoll) subs+=(--sub-url "longpoll=http://$PWADDR/longpoll/{channel}?since=0") ;;
+            *:ws) subs+=(--sub-url "ws=ws://$addr/ws/{channel}?since=0") ;;
+            *:sse) subs+=(--sub-url "sse=http://$addr/sse/{channel}?last_event_id=0") ;;
+            *:longpoll) subs+=(--sub-url "longpoll=http://$addr/longpoll/{channel}?since=0") ;;
         esac
     done
     echo "== $name on $server" >&2
@@ -108,8 +142,8 @@ scenario() {
     shift 2
     SCENARIO_ARGS="$*"
     start_servers
-    for server in nchan pushwire; do run "$name" "$server" "$kind"; done
-    stop_servers
+    for server in $SERVERS; do run "$name" "$server" "$kind"; done
+    stop_servers "$name"
 }
 
 scenario ws-1000x100 ws --subscribers 1000 --channels 10 --rate 100 --payload 64 --duration "$DUR" --drain 5
@@ -123,7 +157,7 @@ import json, sys, os
 work = sys.argv[1]
 rows = []
 for name in ["ws-1000x100", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]:
-    for server in ["nchan", "pushwire"]:
+    for server in ["nchan", "pushwire", "floor"]:
         path = os.path.join(work, f"{name}.{server}.json")
         if not os.path.exists(path):
             continue
@@ -150,4 +184,39 @@ print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
 for r in rows:
     print("| " + " | ".join(r) + " |")
+
+# pushwire as a multiple of Nchan and of the floor: server CPU per delivery and p99 latency.
+def figures(name, server):
+    path = os.path.join(work, f"{name}.{server}.json")
+    if not os.path.exists(path):
+        return None
+    r = json.load(open(path))
+    return ((r.get("server") or {}).get("cpu_us_per_delivery"), r["total"]["latency_us"]["p99"] if r["total"]["delivered"] else None)
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a is not None and b else "-"
+ratios = []
+for name in ["ws-1000x100", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]:
+    pw, nc, fl = (figures(name, s) for s in ["pushwire", "nchan", "floor"])
+    if pw is None or pw[0] is None:
+        continue
+    nc, fl = nc or (None, None), fl or (None, None)
+    ratios.append([name, ratio(pw[0], nc[0]), ratio(pw[0], fl[0]), ratio(pw[1], nc[1]), ratio(pw[1], fl[1])])
+if ratios:
+    print()
+    head = ["scenario", "CPU/delivery pushwire/nchan", "CPU/delivery pushwire/floor", "p99 pushwire/nchan", "p99 pushwire/floor"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in ratios:
+        print("| " + " | ".join(r) + " |")
+notes = []
+for name in ["ws-1000x100", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]:
+    path = os.path.join(work, f"{name}.floor.err")
+    if os.path.exists(path):
+        lines = [l.strip() for l in open(path) if l.startswith("floor:")]
+        if lines:
+            notes.append(f"{name}: {lines[-1]}")
+if notes:
+    print()
+    for n in notes:
+        print("- " + n)
 PY
