@@ -65,6 +65,9 @@ pub struct Config {
     pub trace: TraceOptions,
     /// On shutdown, how long in-flight responses get to drain before every socket is closed.
     pub shutdown_grace: Duration,
+    /// How long after a write a subscriber's next fanned-out messages wait to share one write
+    /// (zero: each leaves at once).
+    pub write_coalesce: Duration,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             demo_interval: Duration::from_secs(1),
             trace: TraceOptions::default(),
             shutdown_grace: Duration::from_secs(2),
+            write_coalesce: Duration::from_millis(2),
         }
     }
 }

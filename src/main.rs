@@ -154,6 +154,12 @@ struct ServeArgs {
     /// counts as a slow consumer (streams)
     #[arg(verbatim_doc_comment, long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
+    /// Seconds a subscriber just written to waits before its next
+    /// write, so messages published meanwhile share one write;
+    /// 0 writes each message at once
+    #[arg(verbatim_doc_comment, long, default_value_t = 0.002, value_parser = seconds_or_zero,
+          value_name = "SECS")]
+    write_coalesce: f64,
     /// Seconds in-flight responses may drain on shutdown
     #[arg(verbatim_doc_comment, long, default_value_t = 2.0, value_parser = seconds,
           value_name = "SECS")]
@@ -239,6 +245,13 @@ fn trace_filter(s: &str) -> Result<Filter, String> {
     Filter::parse(s)
 }
 
+fn seconds_or_zero(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 1")),
+    }
+}
+
 fn seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
@@ -260,6 +273,7 @@ impl ServeArgs {
             longpoll_timeout: Duration::from_secs_f64(self.longpoll_timeout),
             longpoll_max_timeout: Duration::from_secs_f64(self.longpoll_max_timeout),
             shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
+            write_coalesce: Duration::from_secs_f64(self.write_coalesce),
             sse_retry: Duration::from_secs_f64(self.sse_retry),
             sse_heartbeat: Duration::from_secs_f64(self.sse_heartbeat),
             ws_ping_interval: Duration::from_secs_f64(self.ws_ping_interval),

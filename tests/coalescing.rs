@@ -64,3 +64,70 @@ fn a_burst_of_publishes_reaches_each_subscriber_in_few_writes() {
         "{writes} writes for {deliveries} deliveries: not coalesced"
     );
 }
+
+/// Publishes `n` messages one request at a time (each answered before the next is sent), and
+/// returns the SSE write calls one subscriber's stream took to carry them, after checking it got
+/// every message in order.
+fn sse_writes_for_sequential_publishes(flags: &[&str], n: usize) -> u64 {
+    let server = TestServer::start(flags);
+    let channel = unique_channel("paced");
+    let mut stream = server.connect();
+    stream.send(format!("GET /sse/{channel} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    assert_eq!(stream.read_response_head().status, 200);
+    let writes = |server: &TestServer| {
+        let r = server.request(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n");
+        r.json()["transports"]["sse"]["write_syscalls"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut publisher = server.connect();
+    assert!(wait_until(Duration::from_secs(5), || {
+        // The stream is subscribed once a publish reaches it.
+        publisher.send(&publish_request(&channel, "warm-up"));
+        assert_eq!(publisher.read_response().status, 200);
+        stream.receives_within(Duration::from_millis(50))
+    }));
+    let mut seen = String::new();
+    let warmed = {
+        // Everything of the warm-up, then the count starts.
+        while stream.receives_within(Duration::from_millis(100)) {
+            seen.push_str(&String::from_utf8_lossy(&stream.read_exact_bytes(1)));
+        }
+        seen.matches("id: ").count()
+    };
+    let before = writes(&server);
+    for i in 0..n {
+        publisher.send(&publish_request(&channel, &format!("m{i}")));
+        assert_eq!(publisher.read_response().status, 200);
+    }
+    let last = format!("id: {}\n", warmed + n);
+    while !seen.contains(&last) {
+        seen.push_str(&String::from_utf8_lossy(&stream.read_exact_bytes(1)));
+    }
+    let ids: Vec<u64> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=(warmed + n) as u64).collect::<Vec<_>>());
+    writes(&server) - before
+}
+
+#[test]
+fn messages_published_within_the_coalescing_window_share_a_write() {
+    const N: usize = 50;
+    // One loop, so each publish is fanned out in the turn that reads it.
+    let at_once = sse_writes_for_sequential_publishes(
+        &["--no-demo", "--threads", "1", "--write-coalesce", "0"],
+        N,
+    );
+    let windowed = sse_writes_for_sequential_publishes(
+        &["--no-demo", "--threads", "1", "--write-coalesce", "0.2"],
+        N,
+    );
+    eprintln!(
+        "{N} sequential publishes: {at_once} writes at once, {windowed} with a 200 ms window"
+    );
+    assert!(at_once >= N as u64, "one write per message: {at_once}");
+    assert!(windowed * 5 <= N as u64, "coalesced: {windowed} writes");
+}

@@ -6,6 +6,8 @@
 #   SECONDS_PER_SCENARIO=5 IDLE=2000 bash benches/peers/nchan.sh   # a quicker pass
 #   THREADS=1 …                            # subscriber threads of the load generator (default 2)
 #   FLOOR=0 …                              # without the floor
+#   PW_THREADS=2 …                         # pushwire's event loops (default 1, as Nchan's one worker)
+#   ONLY="ws-1000x100 ws-100x2000" …       # only these scenarios
 #
 # The floor (benches/peers/floor.rs, built by `cargo bench --bench floor --no-run`) is a minimal
 # single-threaded server that writes pushwire's bytes for each publish with one write per
@@ -71,7 +73,7 @@ start_servers() {
     NGINX=$!
     PIDS+=("$NGINX")
     # pushwire on a free port.
-    "$PW" --addr 127.0.0.1:0 --no-demo --max-connections 25000 --sse-heartbeat 600 --ws-ping-interval 600 \
+    "$PW" --addr 127.0.0.1:0 --threads "${PW_THREADS:-1}" --no-demo --max-connections 25000 --sse-heartbeat 600 --ws-ping-interval 600 \
         > "$WORK/pushwire.out" 2> "$WORK/pushwire.err" &
     PWPID=$!
     PIDS+=("$PWPID")
@@ -140,12 +142,16 @@ run() {
 scenario() {
     local name=$1 kind=$2
     shift 2
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+        return
+    fi
     SCENARIO_ARGS="$*"
     start_servers
     for server in $SERVERS; do run "$name" "$server" "$kind"; done
     stop_servers "$name"
 }
 
+scenario ws-100x2000 ws --subscribers 100 --channels 1 --rate 2000 --payload 64 --duration "$DUR" --drain 5
 scenario ws-1000x100 ws --subscribers 1000 --channels 10 --rate 100 --payload 64 --duration "$DUR" --drain 5
 scenario sse-1000x100 sse --subscribers 1000 --channels 10 --rate 100 --payload 64 --duration "$DUR" --drain 5
 scenario longpoll-200 longpoll --subscribers 200 --channels 10 --rate 10 --payload 64 --duration "$DUR"
@@ -155,8 +161,9 @@ scenario idle-sse sse --subscribers "$IDLE" --channels 100 --rate 0 --duration 3
 python3 - "$WORK" <<'PY'
 import json, sys, os
 work = sys.argv[1]
+NAMES = ["ws-1000x100", "ws-100x2000", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]
 rows = []
-for name in ["ws-1000x100", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]:
+for name in NAMES:
     for server in ["nchan", "pushwire", "floor"]:
         path = os.path.join(work, f"{name}.{server}.json")
         if not os.path.exists(path):
@@ -195,12 +202,17 @@ def figures(name, server):
 def ratio(a, b):
     return f"{a / b:.2f}×" if a is not None and b else "-"
 ratios = []
-for name in ["ws-1000x100", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]:
+machine = []
+for name in NAMES:
     pw, nc, fl = (figures(name, s) for s in ["pushwire", "nchan", "floor"])
     if pw is None or pw[0] is None:
         continue
     nc, fl = nc or (None, None), fl or (None, None)
     ratios.append([name, ratio(pw[0], nc[0]), ratio(pw[0], fl[0]), ratio(pw[1], nc[1]), ratio(pw[1], fl[1])])
+    machine.append({"scenario": name, "cpu_vs_nchan": pw[0] / nc[0] if pw[0] and nc[0] else None,
+                    "cpu_vs_floor": pw[0] / fl[0] if pw[0] and fl[0] else None,
+                    "p99_vs_nchan": pw[1] / nc[1] if pw[1] and nc[1] else None,
+                    "p99_vs_floor": pw[1] / fl[1] if pw[1] and fl[1] else None})
 if ratios:
     print()
     head = ["scenario", "CPU/delivery pushwire/nchan", "CPU/delivery pushwire/floor", "p99 pushwire/nchan", "p99 pushwire/floor"]
@@ -209,7 +221,7 @@ if ratios:
     for r in ratios:
         print("| " + " | ".join(r) + " |")
 notes = []
-for name in ["ws-1000x100", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]:
+for name in NAMES:
     path = os.path.join(work, f"{name}.floor.err")
     if os.path.exists(path):
         lines = [l.strip() for l in open(path) if l.startswith("floor:")]
@@ -219,4 +231,7 @@ if notes:
     print()
     for n in notes:
         print("- " + n)
+# One line per run for scripts that sum up several rounds.
+print()
+print("RATIOS " + json.dumps(machine))
 PY

@@ -31,6 +31,9 @@ pub(crate) struct Connection {
     pub registered: Interest,
     /// The deadline currently in the timer queue.
     pub deadline: Option<Instant>,
+    /// When a write last carried bytes, in µs of the loop's clock (wrapping): a message fanned
+    /// out sooner than the coalescing window after it waits to share the next write.
+    pub last_write_us: u32,
     /// Everything else: buffers, session, accounting.
     pub client: Client,
 }
@@ -44,6 +47,7 @@ impl Connection {
             peer_closed: false,
             registered: Interest::READABLE,
             deadline: None,
+            last_write_us: 0,
             client,
         }
     }

@@ -30,7 +30,7 @@ impl EventLoop {
                 .app
                 .deliver(&mut conn.client, &message, &encodings, &mut bodies)
             {
-                Delivery::Queued => self.dirty.push(key),
+                Delivery::Queued => self.write_soon(key),
                 Delivery::Close => self.close(key),
                 Delivery::Skipped => {}
             }
