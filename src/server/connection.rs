@@ -27,6 +27,9 @@ pub(crate) struct Connection {
     pub writable: bool,
     /// The peer has shut its side of the connection.
     pub peer_closed: bool,
+    /// The poller said the peer shut its side: reading goes on to the end of the stream (a
+    /// short read is not taken to mean "nothing more", see `fill_input`).
+    pub read_closed: bool,
     /// The interest currently registered with mio.
     pub registered: Interest,
     /// The deadline currently in the timer queue.
@@ -45,6 +48,7 @@ impl Connection {
             readable: true,
             writable: true,
             peer_closed: false,
+            read_closed: false,
             registered: Interest::READABLE,
             deadline: None,
             last_write_us: 0,
@@ -76,6 +80,7 @@ impl Connection {
                 self.readable = false;
                 return Ok(ReadOutcome::Eof);
             }
+            let drained = n < room;
             let fresh = &scratch[..n];
             // Traced when a session consumes them (`Client::consume_input`), not as read.
             if !self.client.session.is_closing() {
@@ -83,6 +88,14 @@ impl Connection {
                 self.client.input.extend(fresh);
             }
             total += n;
+            if drained && !self.read_closed {
+                // A short read emptied the socket's buffer: asking again would only return
+                // `WouldBlock` (one wasted call per request). The poller reports the next bytes
+                // that arrive as a new edge; a FIN already reported (`read_closed`) would not be,
+                // so then reading goes on to the end.
+                self.readable = false;
+                break;
+            }
         }
         Ok(ReadOutcome::Read(total))
     }
