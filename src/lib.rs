@@ -2,13 +2,14 @@
 //! Server-Sent Events and WebSocket — over one pub/sub hub.
 //!
 //! ```text
-//!   ┌─ server (the driver: the only mio, socket and clock code) ───────────────────────────────┐
+//!   ┌─ server (the driver: the only mio, socket and clock code), one event loop per core ──────┐
 //!   │ listener, connection table, readiness, timer queue, read buffer; writes each OutQueue     │
 //!   └──────────┬─────────────────────────────── bytes in, now ──────────────────▲──────────────┘
 //!              ▼                                                                 │ bytes out
 //!   ┌─ app (no I/O, no clock) ─────────────────────────────────────────────────────────────────┐
 //!   │ router → Session: http1::Connection │ sse::Stream │ polling::LongPoll │ websocket::Endpoint│
-//!   │ hub (channels, ids, history) · delivery (one encoding per transport, shared) · ledger    │
+//!   │ hub (shared, one lock per publish) · delivery (one encoding per transport, shared)        │
+//!   │ · ledger (one per loop, summed for /stats)                                                │
 //!   └──────────────────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //! Every session core takes input bytes and `now`, returns what happened, queues its output into
@@ -19,7 +20,7 @@
 //! Reading order: [`hub`] (what a message and a channel are), [`http1`] (the HTTP/1.1 codec and
 //! connection core), [`polling`], [`sse`], [`websocket`] (one module per transport, each with
 //! its codec and its session core), [`outbuf`] (how bytes are queued and shared), then
-//! [`server`], which drives them all from one `mio` event loop.
+//! [`server`], which drives them all from `mio` event loops (one per core, `--threads`).
 //!
 //! Dependencies point downward and have no cycle: [`ledger`] and [`hub`] use nothing else in the
 //! crate; [`outbuf`] uses only the ledger; the protocol modules use the ledger, `outbuf`, and
