@@ -16,6 +16,7 @@ impl App {
     pub(crate) fn deliver(
         &mut self,
         conn: &mut Client,
+        channel: &str,
         message: &Message,
         encodings: &Encodings,
         bodies: &mut Vec<(u64, polling::Body)>,
@@ -59,12 +60,12 @@ impl App {
                 }
             }
             Session::Http(h) => {
-                // Not parked, or parked after this message (a fan-out from an earlier wait on
-                // the same connection that arrived late): the poll waits on.
-                if h.parked
-                    .as_ref()
-                    .is_none_or(|poll| message.id <= poll.since())
-                {
+                // Not parked, or parked on another channel or after this message (a fan-out from
+                // an earlier wait on the same connection that arrived late): the poll waits on.
+                let stale = |poll: &polling::LongPoll| {
+                    poll.channel() != channel || message.id <= poll.since()
+                };
+                if h.parked.as_ref().is_none_or(stale) {
                     return Delivery::Skipped;
                 }
                 let Some(poll) = h.parked.take() else {

@@ -1,5 +1,6 @@
 //! What the event loops of one server share (`--threads N`): the hub, behind one lock taken per
-//! publish, subscription or history read and never per delivery; each loop's inbox of fan-outs;
+//! publish, subscription or history read and never per stream delivery (a woken long-poll reads
+//! the history once per fan-out and cursor); each loop's inbox of fan-outs;
 //! and a few counters. Everything else (connections, sessions, the ledger, the tracer's readers)
 //! belongs to one loop.
 //!
@@ -30,11 +31,15 @@ const LOOP_BITS: u32 = 8;
 const TRANSPORT_BITS: u32 = 4;
 const SERIAL_BITS: u32 = 64 - KEY_BITS - LOOP_BITS - TRANSPORT_BITS;
 
-/// The most event loops a server runs (a loop's index fits its bits of a [`SubscriberId`]).
-pub(crate) const MAX_LOOPS: usize = 1 << LOOP_BITS;
+/// The most event loops a server runs: a loop's index fits its bits of a [`SubscriberId`], and
+/// a bit of the `u64` masks of loops to wake.
+pub(crate) const MAX_LOOPS: usize = 64;
 
 /// A message handed to one loop: its subscribers there, and the encodings every loop shares.
 pub(crate) struct FanOut {
+    /// The channel it was published on (a fan-out that arrives late must not answer a poll
+    /// parked since on another channel).
+    pub channel: Arc<str>,
     /// The message, shared with the hub's history.
     pub message: Arc<Message>,
     /// Each transport's bytes, made by the first loop that needs them.
@@ -50,7 +55,8 @@ pub(crate) struct ClientRef {
     pub loop_index: usize,
     /// The client's key in that loop's connection table.
     pub key: usize,
-    /// The client's id (unique in the process): tells a reused key from the client it had.
+    /// The client's id (unique in the process; a subscriber id keeps its low 20 bits): tells a
+    /// reused key from the client it had.
     pub serial: u64,
 }
 
@@ -177,15 +183,22 @@ impl Shared {
         wake: &mut u64,
     ) -> Result<u64, Refused> {
         let mut hub = self.hub();
+        let expiry_before = hub.next_expiry();
         let published = hub.publish(channel, data, now)?;
         let id = published.message.id;
-        self.hand_out(published, own, wake);
+        // The first loop expires the history for every loop: it must wake when a publish
+        // elsewhere gives the hub an earlier expiry than the one it sleeps until.
+        let expiry = hub.next_expiry();
+        if own != 0 && expiry.is_some() && (expiry_before.is_none() || expiry < expiry_before) {
+            *wake |= 1;
+        }
+        self.hand_out(channel, published, own, wake);
         drop(hub);
         Ok(id)
     }
 
     /// Splits a publish's subscribers by loop and queues each loop's share.
-    fn hand_out(&self, published: Published, own: usize, wake: &mut u64) {
+    fn hand_out(&self, channel: &str, published: Published, own: usize, wake: &mut u64) {
         let Published {
             message,
             subscribers,
@@ -193,10 +206,12 @@ impl Shared {
         if subscribers.is_empty() {
             return;
         }
+        let channel: Arc<str> = Arc::from(channel);
         let encodings = Arc::new(Encodings::default());
         let loops = self.inboxes.len();
         if loops == 1 {
             let fan_out = FanOut {
+                channel,
                 message,
                 encodings,
                 subscribers,
@@ -217,6 +232,7 @@ impl Shared {
                 continue;
             }
             let fan_out = FanOut {
+                channel: Arc::clone(&channel),
                 message: Arc::clone(&message),
                 encodings: Arc::clone(&encodings),
                 subscribers,
@@ -256,6 +272,27 @@ mod tests {
             who.subscriber(Transport::Ws),
             who.subscriber(Transport::Sse)
         );
+    }
+
+    #[test]
+    fn a_publish_on_another_loop_wakes_the_first_when_the_history_expires_sooner() {
+        let limits = HistoryLimits {
+            message_ttl: std::time::Duration::from_secs(5),
+            ..HistoryLimits::default()
+        };
+        let (shared, _inboxes) = Shared::new(2, limits);
+        let t = Instant::now();
+        let mut wake = 0;
+        shared.publish("c", "one".into(), t, 1, &mut wake).unwrap();
+        assert_eq!(
+            wake, 0b1,
+            "loop 0 runs the expiry and must learn of the first deadline"
+        );
+        wake = 0;
+        shared.publish("c", "two".into(), t, 1, &mut wake).unwrap();
+        assert_eq!(wake, 0, "the earliest expiry did not move");
+        shared.publish("d", "x".into(), t, 0, &mut wake).unwrap();
+        assert_eq!(wake, 0, "loop 0 published itself");
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn a_long_replay_is_queued_a_window_at_a_time_and_live_messages_wait_their_turn(
         .expect("room")
         .message;
     let encodings = crate::delivery::Encodings::default();
-    let verdict = app.deliver(&mut client, &live, &encodings, &mut Vec::new());
+    let verdict = app.deliver(&mut client, "news", &live, &encodings, &mut Vec::new());
     assert!(matches!(verdict, Delivery::Skipped));
 
     // The reader takes its output; each time, the next window follows.
@@ -143,7 +143,7 @@ fn a_long_replay_is_queued_a_window_at_a_time_and_live_messages_wait_their_turn(
     // Now live messages go straight out.
     // The live message's fan-out, had it waited in the loop's inbox until now (published by
     // another loop): the replay sent it, so it is not sent twice.
-    let verdict = app.deliver(&mut client, &live, &encodings, &mut Vec::new());
+    let verdict = app.deliver(&mut client, "news", &live, &encodings, &mut Vec::new());
     assert!(matches!(verdict, Delivery::Skipped));
     assert!(client.output.is_empty());
 
@@ -152,7 +152,36 @@ fn a_long_replay_is_queued_a_window_at_a_time_and_live_messages_wait_their_turn(
         .publish("news", "next".into(), t0)
         .expect("room")
         .message;
-    let verdict = app.deliver(&mut client, &next, &encodings, &mut Vec::new());
+    let verdict = app.deliver(&mut client, "news", &next, &encodings, &mut Vec::new());
     assert!(matches!(verdict, Delivery::Queued));
     assert_eq!(event_ids(&drain(&mut client.output)), [102]);
+}
+
+#[test]
+fn a_late_fan_out_of_another_channel_does_not_answer_a_parked_long_poll() {
+    let t0 = Instant::now();
+    let mut app = app(t0);
+    let mut client = Client::new(1, app.new_session());
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=0&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    assert!(client.output.is_empty(), "parked");
+    let message = app
+        .hub()
+        .publish("sport", "goal".into(), t0)
+        .unwrap()
+        .message;
+    let encodings = crate::delivery::Encodings::default();
+    let verdict = app.deliver(&mut client, "sport", &message, &encodings, &mut Vec::new());
+    assert!(matches!(verdict, Delivery::Skipped));
+    assert!(client.output.is_empty(), "still parked");
+    let message = app
+        .hub()
+        .publish("news", "hello".into(), t0)
+        .unwrap()
+        .message;
+    let verdict = app.deliver(&mut client, "news", &message, &encodings, &mut Vec::new());
+    assert!(matches!(verdict, Delivery::Queued));
+    assert!(drain(&mut client.output).contains("hello"));
 }

@@ -16,7 +16,7 @@ use super::connection::{Connection, ReadOutcome};
 use super::peers::{Command, Peers};
 use super::timers::Timers;
 use super::{ACCEPT_BACKOFF, LISTENER, REFUSAL_ALLOWANCE, WAKER, is_loopback_peer};
-use crate::app::{App, Client, ClientRef, Effect, FanOut};
+use crate::app::{App, Client, ClientRef, Effect, FanOut, Session};
 use crate::http1::{Refusal, Status};
 use crate::ledger::{Category, Counter, Ledger, Transport};
 use crate::outbuf::WriteReport;
@@ -129,7 +129,8 @@ impl EventLoop {
 
     /// The loop's time in µs since the server started, wrapping (see `write_soon`).
     fn micros(&self) -> u32 {
-        // Truncation is the wrap: only differences under a second are ever compared.
+        // Truncation is the wrap (every 71 minutes): a connection idle since exactly a multiple of
+        // that may wait one window it need not; nothing else depends on the absolute value.
         self.app
             .now
             .saturating_duration_since(self.app.started)
@@ -148,7 +149,9 @@ impl EventLoop {
         };
         let window = self.coalesce_us;
         let since = self.clock_us.wrapping_sub(conn.last_write_us);
-        if since >= window {
+        // A long-poll's answer is one write whenever it leaves: waiting would only delay it.
+        let answer = matches!(conn.client.session, Session::Http(_));
+        if since >= window || answer {
             self.dirty.push(key);
             return;
         }

@@ -10,6 +10,7 @@ impl EventLoop {
     /// subscriber's queue shares those bytes.
     pub(super) fn fan_out(&mut self, fan_out: FanOut) {
         let FanOut {
+            channel,
             message,
             encodings,
             subscribers,
@@ -26,10 +27,13 @@ impl EventLoop {
                 // The subscriber closed while the fan-out waited; its key serves someone else.
                 continue;
             }
-            match self
-                .app
-                .deliver(&mut conn.client, &message, &encodings, &mut bodies)
-            {
+            match self.app.deliver(
+                &mut conn.client,
+                &channel,
+                &message,
+                &encodings,
+                &mut bodies,
+            ) {
                 Delivery::Queued => self.write_soon(key),
                 Delivery::Close => self.close(key),
                 Delivery::Skipped => {}

@@ -1,4 +1,4 @@
-//! The process's limits: the file-descriptor limit (`RLIMIT_NOFILE`): every connection is a descriptor, so
+//! The process's limits. The file-descriptor limit (`RLIMIT_NOFILE`): every connection is a descriptor, so
 //! the limit decides how many clients the server can hold, and running into it must end in a
 //! `503`, not in silence. std has no call for resource limits, hence `libc` (already in the
 //! dependency tree through mio and socket2).

@@ -7,9 +7,9 @@
 //! same port (`SO_REUSEPORT`: the kernel spreads new connections over the loops, so no loop hands
 //! sockets to another and an accept costs no wake-up), its own connection table, ledger and
 //! tracer readers. They share the hub (one lock per publish, subscription or history read, never
-//! per delivery) and reach each other through inboxes and `mio::Waker`s: a publish is handed to
-//! each loop that has subscribers of its channel (`app::shared`), and `/stats`, `/drop` and
-//! `/trace` ask or tell every loop (`peers.rs`).
+//! per stream delivery) and reach each other through inboxes and `mio::Waker`s: a publish is
+//! handed to each loop that has subscribers of its channel (`app::shared`), and `/stats`, `/drop`
+//! and `/trace` ask or tell every loop (`peers.rs`).
 //!
 //! Readiness is edge-triggered, so each connection remembers whether it is still readable /
 //! writable and is driven until `WouldBlock`; its mio interest is derived after every step from
@@ -223,7 +223,11 @@ impl Server {
             let name = format!("pushwire-loop-{}", event_loop.index());
             let shutdown = self.shutdown.clone();
             others.push(std::thread::Builder::new().name(name).spawn(move || {
-                let result = event_loop.run();
+                // A loop that fails or panics takes the server down with it: the others must not
+                // serve on with its connections still counted and its subscriptions in the hub.
+                let run = std::panic::AssertUnwindSafe(|| event_loop.run());
+                let result = std::panic::catch_unwind(run)
+                    .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked")));
                 if result.is_err() {
                     shutdown.shutdown();
                 }
