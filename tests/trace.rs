@@ -32,6 +32,19 @@ fn records(path: &PathBuf) -> Vec<Value> {
         .collect()
 }
 
+/// A server tracing to `path`, on one loop: records of successive connections land in the file in
+/// the order they happened (with several loops, each appends what it cuts as it cuts it, and two
+/// loops can cross by microseconds).
+fn traced_server(path: &std::path::Path) -> TestServer {
+    TestServer::start(&[
+        "--no-demo",
+        "--threads",
+        "1",
+        "--trace-file",
+        path.to_str().unwrap(),
+    ])
+}
+
 /// `transport dir kind summary`, one per record: stable across runs.
 fn golden_lines(records: &[Value]) -> String {
     records
@@ -122,7 +135,7 @@ fn assert_trace_sums_to_ledger(server: &TestServer, records: &[Value]) {
 #[test]
 fn polling_exchange_matches_its_golden_trace_and_the_ledger() {
     let path = trace_file("poll");
-    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    let server = traced_server(&path);
     exchange(
         &server,
         &[b"POST /pub/news HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"],
@@ -144,7 +157,7 @@ fn polling_exchange_matches_its_golden_trace_and_the_ledger() {
 #[test]
 fn sse_exchange_matches_its_golden_trace_and_the_ledger() {
     let path = trace_file("sse");
-    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    let server = traced_server(&path);
     server.publish("news", "one");
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.write_all(b"GET /sse/news HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n")
@@ -167,7 +180,7 @@ fn sse_exchange_matches_its_golden_trace_and_the_ledger() {
 #[test]
 fn websocket_exchange_matches_its_golden_trace_and_the_ledger() {
     let path = trace_file("ws");
-    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    let server = traced_server(&path);
     let key = [0x37u8, 0xfa, 0x21, 0x3d];
     let masked: Vec<u8> = [0x81, 0x85]
         .into_iter()
@@ -202,7 +215,7 @@ fn websocket_exchange_matches_its_golden_trace_and_the_ledger() {
 #[test]
 fn requests_after_an_observer_on_the_same_connection_are_traced_and_ids_are_unique() {
     let path = trace_file("observer");
-    let server = TestServer::start(&["--no-demo", "--trace-file", path.to_str().unwrap()]);
+    let server = traced_server(&path);
     exchange(
         &server,
         &[b"POST /pub/x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"],

@@ -424,8 +424,15 @@ impl EventLoop {
             if self.close_if_done(key) {
                 return;
             }
-            // Output drained by this pass may let pipelined requests waiting on it go ahead.
-            if read == 0 && !progressed && !wrote {
+            // Output drained by this pass may let pipelined requests waiting on it go ahead, so
+            // another pass follows any progress; unless nothing could move in it: no input left
+            // to consume, none to read, and no output that could be written.
+            let settled = self.conns.get(key).is_none_or(|c| {
+                c.client.input.is_empty()
+                    && !c.readable
+                    && (c.client.output.is_empty() || !c.writable)
+            });
+            if settled || (read == 0 && !progressed && !wrote) {
                 break;
             }
             budget -= 1;
