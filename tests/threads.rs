@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -37,24 +37,33 @@ struct Sse {
 }
 
 impl Sse {
+    /// A stream of `/sse/{channel}`, once the server has subscribed it.
     fn open(server: &TestServer, channel: &str) -> Sse {
-        let mut stream = TcpStream::connect(server.addr).unwrap();
-        let req = format!("GET /sse/{channel} HTTP/1.1\r\nHost: t\r\n\r\n");
+        Sse::request(server.addr, &format!("/sse/{channel}"), "").subscribed()
+    }
+
+    /// Sends `GET path` with `extra` header lines; nothing read yet.
+    fn request(addr: SocketAddr, path: &str, extra: &str) -> Sse {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
         stream.write_all(req.as_bytes()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let mut sse = Sse {
+        Sse {
             stream,
             text: String::new(),
-        };
-        // The head and the `retry:` field: the stream is subscribed from here on.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sse.text.contains("retry:") {
-            assert!(Instant::now() < deadline, "no stream head: {}", sse.text);
-            sse.read_some();
         }
-        sse
+    }
+
+    /// Reads the head and the `retry:` field: the stream is subscribed from here on.
+    fn subscribed(mut self) -> Sse {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.text.contains("retry:") {
+            assert!(Instant::now() < deadline, "no stream head: {}", self.text);
+            self.read_some();
+        }
+        self
     }
 
     fn read_some(&mut self) -> bool {
@@ -222,17 +231,8 @@ fn resumes_while_other_loops_publish_lose_and_repeat_nothing() {
             let channel = channel.clone();
             let progress = progress.clone();
             std::thread::spawn(move || {
-                let mut stream = TcpStream::connect(addr).unwrap();
-                let req =
-                    format!("GET /sse/{channel} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 10\r\n\r\n");
-                stream.write_all(req.as_bytes()).unwrap();
-                stream
-                    .set_read_timeout(Some(Duration::from_millis(200)))
-                    .unwrap();
-                let mut sse = Sse {
-                    stream,
-                    text: String::new(),
-                };
+                let path = format!("/sse/{channel}");
+                let mut sse = Sse::request(addr, &path, "Last-Event-ID: 10\r\n");
                 let deadline = Instant::now() + Duration::from_secs(30);
                 let want = (last - 10) as usize;
                 while sse.ids().len() < want && Instant::now() < deadline {
@@ -288,20 +288,7 @@ fn drop_closes_the_transport_on_every_loop_and_counts_them_all() {
 #[test]
 fn the_trace_feed_shows_connections_of_every_loop() {
     let server = TestServer::start(&["--no-demo", "--threads", LOOPS]);
-    let mut feed = TcpStream::connect(server.addr).unwrap();
-    feed.write_all(b"GET /trace HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    feed.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut feed = Sse {
-        stream: feed,
-        text: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !feed.text.contains("retry:") {
-        assert!(Instant::now() < deadline, "no feed head");
-        feed.read_some();
-    }
+    let mut feed = Sse::request(server.addr, "/trace", "").subscribed();
     // Tracing reaches the other loops through their command queues: wait until a poll shows.
     let channel = unique_channel("traced");
     let polls_seen = |feed: &mut Sse| -> BTreeSet<u64> {

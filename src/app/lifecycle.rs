@@ -190,7 +190,7 @@ impl App {
                 match feed {
                     Feed::Channel(channel) => {
                         let subscriber = who.subscriber(Transport::Sse);
-                        self.shared.hub().unsubscribe(channel, subscriber);
+                        self.hub().unsubscribe(channel, subscriber);
                     }
                     Feed::Trace => self.tracer.unsubscribe(who.key),
                 }

@@ -108,15 +108,13 @@ pub(crate) struct Shared {
     hub: Mutex<Hub>,
     /// Each loop's inbox of fan-outs, by loop index.
     inboxes: Vec<Sender<FanOut>>,
-    /// Connections open on every loop (for `--max-connections` and `/stats`).
-    pub connections_open: AtomicUsize,
-    /// Connections open on each loop (for `/stats`: how the kernel spread them).
+    /// Connections open on each loop: summed for `--max-connections` and `/stats`, and shown
+    /// by loop (how the kernel spread them).
     open_by_loop: Vec<AtomicUsize>,
     /// The last client id handed out.
     client_ids: AtomicU64,
-    /// `GET /trace` readers on every loop: while there are any, every loop traces.
-    pub trace_readers: AtomicUsize,
-    /// `GET /trace` readers by loop: records cut on one loop go to the loops that have readers.
+    /// `GET /trace` readers by loop: while there are any, every loop traces, and records cut on
+    /// one loop go to the loops that have readers.
     pub trace_readers_by_loop: Vec<AtomicUsize>,
 }
 
@@ -128,10 +126,8 @@ impl Shared {
         let shared = Shared {
             hub: Mutex::new(Hub::new(limits)),
             inboxes,
-            connections_open: AtomicUsize::new(0),
             open_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             client_ids: AtomicU64::new(0),
-            trace_readers: AtomicUsize::new(0),
             trace_readers_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
         };
         (Arc::new(shared), receivers)
@@ -150,14 +146,24 @@ impl Shared {
 
     /// Loop `index` accepted a connection.
     pub(crate) fn opened(&self, index: usize) {
-        self.connections_open.fetch_add(1, Ordering::SeqCst);
         self.open_by_loop[index].fetch_add(1, Ordering::SeqCst);
     }
 
     /// A connection of loop `index` closed.
     pub(crate) fn closed(&self, index: usize) {
-        self.connections_open.fetch_sub(1, Ordering::SeqCst);
         self.open_by_loop[index].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Connections open on every loop.
+    pub(crate) fn connections_open(&self) -> usize {
+        let open = self.open_by_loop.iter();
+        open.map(|n| n.load(Ordering::SeqCst)).sum()
+    }
+
+    /// `GET /trace` readers on every loop.
+    pub(crate) fn trace_readers(&self) -> usize {
+        let readers = self.trace_readers_by_loop.iter();
+        readers.map(|n| n.load(Ordering::SeqCst)).sum()
     }
 
     /// Connections open on each loop.
@@ -209,24 +215,19 @@ impl Shared {
         let channel: Arc<str> = Arc::from(channel);
         let encodings = Arc::new(Encodings::default());
         let loops = self.inboxes.len();
-        if loops == 1 {
-            let fan_out = FanOut {
-                channel,
-                message,
-                encodings,
-                subscribers,
-            };
-            // A closed inbox is a loop that has stopped: nobody there to deliver to.
-            let _ = self.inboxes[0].send(fan_out);
-            return;
-        }
-        let mut by_loop: Vec<Vec<(SubscriberId, Subscription)>> = vec![Vec::new(); loops];
-        for (who, how) in subscribers {
-            let (index, _) = ClientRef::loop_and_key(who);
-            if let Some(share) = by_loop.get_mut(index) {
-                share.push((who, how));
+        let by_loop = if loops == 1 {
+            // Everyone is on the one loop: no split, the list goes as it is.
+            vec![subscribers]
+        } else {
+            let mut by_loop: Vec<Vec<(SubscriberId, Subscription)>> = vec![Vec::new(); loops];
+            for (who, how) in subscribers {
+                let (index, _) = ClientRef::loop_and_key(who);
+                if let Some(share) = by_loop.get_mut(index) {
+                    share.push((who, how));
+                }
             }
-        }
+            by_loop
+        };
         for (index, subscribers) in by_loop.into_iter().enumerate() {
             if subscribers.is_empty() {
                 continue;
@@ -237,6 +238,7 @@ impl Shared {
                 encodings: Arc::clone(&encodings),
                 subscribers,
             };
+            // A closed inbox is a loop that has stopped: nobody there to deliver to.
             if self.inboxes[index].send(fan_out).is_ok() && index != own {
                 *wake |= 1 << index;
             }

@@ -1,8 +1,6 @@
 //! `GET /stats`: the ledger as JSON.
 use serde_json::{Map, Value, json};
 
-use std::sync::atomic::Ordering;
-
 use super::{App, ClientRef};
 use crate::ledger::{Ledger, Transport};
 
@@ -18,7 +16,7 @@ impl App {
         let usage = hub.usage();
         let mut stats = json!({
             "uptime_s": (self.now - self.started).as_secs_f64(),
-            "connections_open": self.shared.connections_open.load(Ordering::SeqCst),
+            "connections_open": self.shared.connections_open(),
             "threads": self.shared.loops(),
             "connections_by_thread": self.shared.open_by_loop(),
             "transports": transports,

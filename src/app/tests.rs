@@ -56,14 +56,20 @@ fn shutdown_waits_for_open_connections_until_the_grace_is_over() {
     assert!(app.shutdown_finished(3), "the grace is over");
 }
 
-#[test]
-fn a_parked_long_poll_is_answered_empty_when_shutdown_begins() {
-    let t0 = Instant::now();
-    let mut app = app(t0);
+/// A client whose `GET /longpoll/news?since=0` is read and not yet processed.
+fn long_poll_client(app: &App) -> Client {
     let mut client = Client::new(1, app.new_session());
     client
         .input
         .extend(b"GET /longpoll/news?since=0&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    client
+}
+
+#[test]
+fn a_parked_long_poll_is_answered_empty_when_shutdown_begins() {
+    let t0 = Instant::now();
+    let mut app = app(t0);
+    let mut client = long_poll_client(&app);
     let (progressed, effect) = app.process(WHO, &mut client);
     assert!(progressed);
     assert!(effect.is_none());
@@ -161,10 +167,7 @@ fn a_long_replay_is_queued_a_window_at_a_time_and_live_messages_wait_their_turn(
 fn a_late_fan_out_of_another_channel_does_not_answer_a_parked_long_poll() {
     let t0 = Instant::now();
     let mut app = app(t0);
-    let mut client = Client::new(1, app.new_session());
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=0&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut client = long_poll_client(&app);
     app.process(WHO, &mut client);
     assert!(client.output.is_empty(), "parked");
     let message = app

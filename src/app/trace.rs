@@ -59,7 +59,7 @@ impl Tracer {
             || self
                 .loops
                 .as_ref()
-                .is_some_and(|(shared, _)| shared.trace_readers.load(Ordering::SeqCst) > 0)
+                .is_some_and(|(shared, _)| shared.trace_readers() > 0)
     }
 
     /// The other loops with feed readers, which the records this loop cuts must reach.
@@ -75,16 +75,14 @@ impl Tracer {
         })
     }
 
-    /// Adds `delta` readers to the loops' counts.
-    fn count_readers(&self, delta: isize) {
+    /// Counts a reader of this loop that joined (or left) where every loop sees it.
+    fn count_reader(&self, joined: bool) {
         if let Some((shared, index)) = &self.loops {
-            let by_loop = &shared.trace_readers_by_loop[*index];
-            if delta > 0 {
-                shared.trace_readers.fetch_add(1, Ordering::SeqCst);
-                by_loop.fetch_add(1, Ordering::SeqCst);
+            let readers = &shared.trace_readers_by_loop[*index];
+            if joined {
+                readers.fetch_add(1, Ordering::SeqCst);
             } else {
-                shared.trace_readers.fetch_sub(1, Ordering::SeqCst);
-                by_loop.fetch_sub(1, Ordering::SeqCst);
+                readers.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
@@ -97,7 +95,7 @@ impl Tracer {
     /// A connection streams the feed from now on.
     pub(crate) fn subscribe(&mut self, key: usize, chunked: bool) {
         self.feed.push((key, chunked));
-        self.count_readers(1);
+        self.count_reader(true);
     }
 
     /// The feed's readers, and whether each stream is chunked.
@@ -110,7 +108,7 @@ impl Tracer {
         let before = self.feed.len();
         self.feed.retain(|&(k, _)| k != key);
         if self.feed.len() < before {
-            self.count_readers(-1);
+            self.count_reader(false);
         }
     }
 

@@ -160,11 +160,6 @@ impl EventLoop {
         self.coalescing.push(key);
     }
 
-    /// This loop's index among the server's loops.
-    pub(super) fn index(&self) -> usize {
-        self.index
-    }
-
     /// The name other loops and the hub know connection `key` of this loop by.
     pub(super) fn client_ref(&self, key: usize) -> Option<ClientRef> {
         let conn = self.conns.get(key)?;
@@ -253,13 +248,11 @@ impl EventLoop {
             }
             self.drive_dirty();
             for key in self.timers.expired(self.app.now) {
+                let Some(who) = self.client_ref(key) else {
+                    continue;
+                };
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.deadline = None;
-                    let who = ClientRef {
-                        loop_index: self.index,
-                        key,
-                        serial: conn.client.id,
-                    };
                     if self.app.on_timeout(who, &mut conn.client) {
                         self.close(key);
                     } else {
@@ -316,7 +309,7 @@ impl EventLoop {
                 }
             };
             let max = self.app.config.max_connections;
-            let open = self.app.shared.connections_open.load(Ordering::SeqCst);
+            let open = self.app.shared.connections_open();
             let over_limit = open >= max;
             if over_limit && open >= max + REFUSAL_ALLOWANCE {
                 // Even the refusals are too many: answer and drop without tracking.
@@ -495,9 +488,8 @@ impl EventLoop {
             Effect::Published => self.after_publish(),
             Effect::Drop(transport) => {
                 let mut dropped = self.drop_transport(transport, key);
-                self.busy = Some(key);
-                self.ask_every_loop(|reply| Command::Drop(transport, reply), |n| dropped += n);
-                self.busy = None;
+                let ask = |reply| Command::Drop(transport, reply);
+                self.ask_every_loop(key, ask, |n| dropped += n);
                 if let Some(conn) = self.conns.get_mut(key) {
                     let answer = format!("{{\"dropped\":{dropped}}}");
                     self.app
@@ -508,9 +500,7 @@ impl EventLoop {
             Effect::Stats(channel) => {
                 // Every loop's ledger, summed: each loop counts its own connections.
                 let mut ledger = self.app.ledger.clone();
-                self.busy = Some(key);
-                self.ask_every_loop(Command::Ledger, |theirs: Ledger| ledger.merge(&theirs));
-                self.busy = None;
+                self.ask_every_loop(key, Command::Ledger, |theirs: Ledger| ledger.merge(&theirs));
                 let json = self.app.stats_json(&ledger, channel.as_deref());
                 if let Some(conn) = self.conns.get_mut(key) {
                     self.app.respond_stats(&mut conn.client, json);
@@ -576,13 +566,10 @@ impl EventLoop {
 
     /// Removes a connection: its timer, its subscriptions, its socket.
     pub(super) fn close(&mut self, key: usize) {
-        if !self.conns.contains(key) {
-            return;
-        }
-        self.emit_traces(key);
         let Some(who) = self.client_ref(key) else {
             return;
         };
+        self.emit_traces(key);
         let mut conn = self.conns.remove(key);
         self.app.shared.closed(self.index);
         self.timers.reschedule(key, conn.deadline, None);
@@ -672,11 +659,18 @@ impl EventLoop {
         }
     }
 
-    /// Asks every other loop for something (`ask` builds the command around the reply's
-    /// sender) and hands each answer to `answer`. While waiting it answers the other loops'
-    /// questions for their ledger or a drop, so loops asking each other at once both go on;
-    /// anything else they send waits for the next turn (this loop is in the middle of a request).
-    fn ask_every_loop<T>(&mut self, ask: impl Fn(Sender<T>) -> Command, mut answer: impl FnMut(T)) {
+    /// Asks every other loop for something on behalf of connection `asker` (`ask` builds the
+    /// command around the reply's sender) and hands each answer to `answer`. While waiting it
+    /// answers the other loops' questions for their ledger or a drop (never dropping `asker`), so
+    /// loops asking each other at once both go on; anything else they send waits for the next
+    /// turn (this loop is in the middle of a request).
+    fn ask_every_loop<T>(
+        &mut self,
+        asker: usize,
+        ask: impl Fn(Sender<T>) -> Command,
+        mut answer: impl FnMut(T),
+    ) {
+        self.busy = Some(asker);
         let (reply, answers) = std::sync::mpsc::channel();
         let mut waiting = 0;
         for other in 0..self.peers.len() {
@@ -703,5 +697,6 @@ impl EventLoop {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        self.busy = None;
     }
 }

@@ -220,7 +220,7 @@ impl Server {
         };
         let mut others = Vec::new();
         for event_loop in loops {
-            let name = format!("pushwire-loop-{}", event_loop.index());
+            let name = format!("pushwire-loop-{}", event_loop.index);
             let shutdown = self.shutdown.clone();
             others.push(std::thread::Builder::new().name(name).spawn(move || {
                 // A loop that fails or panics takes the server down with it: the others must not

@@ -91,7 +91,7 @@ impl EventLoop {
     /// The first trace reader appeared on this loop: every loop's connections get dissectors.
     pub(super) fn tracing_changed(&mut self) {
         for other in 0..self.peers.len() {
-            if other != self.index() {
+            if other != self.index {
                 self.peers.send(other, Command::TracingChanged);
             }
         }
