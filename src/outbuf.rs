@@ -281,6 +281,20 @@ impl OutQueue {
         if self.pending == 0 {
             return Ok(0);
         }
+        if self.entries.len() == 1
+            && let Some(only) = self.entries.front()
+        {
+            // The common case of one message per write: a plain write, without filling an
+            // array of `MAX_IOVECS` slices first.
+            let bytes = &only.segment.as_slice()[self.front_offset..];
+            report.syscalls += 1;
+            let written = sink.write(bytes)?;
+            if let Some(tap) = &mut report.tap {
+                tap.extend_from_slice(&bytes[..written]);
+            }
+            self.consume(written, report);
+            return Ok(written);
+        }
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
         for (i, entry) in self.entries.iter().take(MAX_IOVECS).enumerate() {

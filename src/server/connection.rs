@@ -1,6 +1,7 @@
 //! One client connection as the driver sees it: its socket, readiness, registered interest and
 //! deadline, around the [`Client`] the application works with.
-use std::io::{self, Read};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use mio::Interest;
@@ -110,7 +111,11 @@ impl Connection {
     pub(crate) fn flush(&mut self, report: &mut WriteReport) -> io::Result<usize> {
         let mut total = 0;
         while self.writable && !self.client.output.is_empty() {
-            match self.client.output.write_to(&mut self.socket, report) {
+            match self
+                .client
+                .output
+                .write_to(&mut SendSink(&self.socket), report)
+            {
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -128,5 +133,43 @@ impl Connection {
             (true, true) => Interest::READABLE | Interest::WRITABLE,
             (false, true) => Interest::WRITABLE,
         }
+    }
+}
+
+/// Writes to a socket with `send` and `sendmsg` instead of `write` and `writev`. A socket needs
+/// none of what the file layer does on the way to it (`writev` goes through `vfs_writev`: the
+/// file-position lock, permission and fsnotify hooks), and in a `perf` profile of 1 000
+/// WebSocket subscribers that path cost about 0.4 µs of kernel time per delivery, some 6 % of
+/// the server's CPU (BENCHMARKS.md, "send, not writev"). Both calls pass `MSG_NOSIGNAL`: a peer
+/// that has gone away is an `EPIPE` error for its connection, never a signal for the process.
+struct SendSink<'a>(&'a TcpStream);
+
+impl Write for SendSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // The standard library writes a socket with `send(…, MSG_NOSIGNAL)`.
+        (&mut &*self.0).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let [one] = bufs {
+            return self.write(one);
+        }
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (its documented guarantee),
+        // the slices outlive the call, and `sendmsg` only reads them; an all-zero `msghdr` is a
+        // valid one with no address and no control data.
+        let sent = unsafe {
+            let mut message: libc::msghdr = std::mem::zeroed();
+            message.msg_iov = bufs.as_ptr().cast_mut().cast::<libc::iovec>();
+            message.msg_iovlen = bufs.len() as _;
+            libc::sendmsg(self.0.as_raw_fd(), &message, libc::MSG_NOSIGNAL)
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(sent as usize)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
