@@ -73,6 +73,73 @@ fn writes_everything_in_order_and_attributes_every_byte() {
 }
 
 #[test]
+fn small_pieces_go_out_in_one_plain_write_and_large_ones_vectored() {
+    /// Counts plain and vectored calls; takes everything.
+    #[derive(Default)]
+    struct Calls {
+        out: Vec<u8>,
+        plain: usize,
+        vectored: usize,
+    }
+    impl Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.plain += 1;
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.vectored += 1;
+            bufs.iter().for_each(|b| self.out.extend_from_slice(b));
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let t = Instant::now();
+    let mut small = filled_queue(t);
+    let mut sink = Calls::default();
+    small
+        .write_to(&mut sink, &mut WriteReport::default())
+        .unwrap();
+    assert_eq!((sink.plain, sink.vectored), (1, 0));
+    assert_eq!(sink.out, b"head;SHARED-PAYLOAD;SHARED-PAYLOAD;tail");
+    assert!(small.is_empty());
+
+    let piece = unit(&[7u8; GATHER_LIMIT / 2]);
+    let mut large = OutQueue::new();
+    for _ in 0..3 {
+        large.push_delivery(&piece, t);
+    }
+    let mut sink = Calls::default();
+    large
+        .write_to(&mut sink, &mut WriteReport::default())
+        .unwrap();
+    assert_eq!((sink.plain, sink.vectored), (0, 1));
+    assert_eq!(sink.out.len(), 3 * (GATHER_LIMIT / 2));
+}
+
+#[test]
+fn a_queue_past_the_gather_limit_goes_out_whole_and_in_order_piece_by_piece() {
+    let pieces: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'a' + i; 300]).collect();
+    let expected: Vec<u8> = pieces.concat();
+    let t = Instant::now();
+    for limit in [1, 7, 299, 301, 1000] {
+        let mut q = OutQueue::new();
+        for piece in &pieces {
+            q.push_delivery(&unit(piece), t);
+        }
+        let mut sink = Trickle { out: vec![], limit };
+        let mut report = WriteReport::default();
+        while !q.is_empty() {
+            q.write_to(&mut sink, &mut report).unwrap();
+        }
+        assert_eq!(sink.out, expected, "limit {limit}");
+        assert_eq!(report.delivered.len(), pieces.len(), "limit {limit}");
+    }
+}
+
+#[test]
 fn drops_only_unstarted_segments() {
     let mut q = OutQueue::new();
     let big = SharedUnit::new(vec![1u8; 5000], Layout::uniform(Category::Payload, 5000));

@@ -2,7 +2,6 @@
 //! deadline, around the [`Client`] the application works with.
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsRawFd;
-use std::time::Instant;
 
 use mio::Interest;
 use mio::net::TcpStream;
@@ -33,8 +32,6 @@ pub(crate) struct Connection {
     pub read_closed: bool,
     /// The interest currently registered with mio.
     pub registered: Interest,
-    /// The deadline currently in the timer queue.
-    pub deadline: Option<Instant>,
     /// When a write last carried bytes, in µs of the loop's clock (wrapping): a message fanned
     /// out sooner than the coalescing window after it waits to share the next write.
     pub last_write_us: u32,
@@ -51,7 +48,6 @@ impl Connection {
             peer_closed: false,
             read_closed: false,
             registered: Interest::READABLE,
-            deadline: None,
             last_write_us: 0,
             client,
         }

@@ -252,7 +252,6 @@ impl EventLoop {
                     continue;
                 };
                 if let Some(conn) = self.conns.get_mut(key) {
-                    conn.deadline = None;
                     if self.app.on_timeout(who, &mut conn.client) {
                         self.close(key);
                     } else {
@@ -560,8 +559,7 @@ impl EventLoop {
             .client
             .session
             .poll_timeout(conn.client.output.is_empty());
-        let old = std::mem::replace(&mut conn.deadline, new);
-        self.timers.reschedule(key, old, new);
+        self.timers.set(key, new);
     }
 
     /// Removes a connection: its timer, its subscriptions, its socket.
@@ -572,7 +570,7 @@ impl EventLoop {
         self.emit_traces(key);
         let mut conn = self.conns.remove(key);
         self.app.shared.closed(self.index);
-        self.timers.reschedule(key, conn.deadline, None);
+        self.timers.remove(key);
         self.trace_forget(key);
         self.app.on_closed(who, &conn.client);
         // Deregistering before the socket drops keeps mio's bookkeeping exact.

@@ -15,6 +15,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use super::error::Error;
+use crate::http1::response::{decimal_len, push_decimal};
 
 /// The type a client gives an event that had no `event` field ("Interpreting an event stream").
 pub const DEFAULT_EVENT_TYPE: &str = "message";
@@ -167,25 +168,6 @@ fn push_single_line(value: &str, out: &mut Vec<u8>) {
             other => other,
         }));
     }
-}
-
-fn decimal_len(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |log| log as usize + 1)
-}
-
-fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
-    // u64::MAX has 20 digits.
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
 /// Writes `text` quoted and escaped, lossily decoded, elided after [`TRACE_VALUE_CHARS`] characters.
