@@ -588,18 +588,10 @@ fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot open --trace-file {}: {e}", path.display()))?;
     }
     let addr = config.addr;
-    let server = Server::bind(config).map_err(|e| start_error(addr, e))?;
-    let handle = server.shutdown_handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            handle.shutdown();
-        }
-    });
+    let mut server = Server::bind(config).map_err(|e| start_error(addr, e))?;
+    server
+        .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     // Tests and tools read this line to learn the port.
     let mut out = std::io::stdout().lock();
     writeln!(out, "pushwire listening on http://{}", server.local_addr())

@@ -319,3 +319,22 @@ fn the_trace_feed_shows_connections_of_every_loop() {
         before + 20
     );
 }
+
+#[test]
+fn one_loop_runs_on_one_thread_and_any_loop_count_stops_on_a_signal() {
+    for (loops, threads) in [("1", 1), ("3", 3)] {
+        let mut server = TestServer::start(&["--threads", loops]);
+        // Answered, so the loops are up; no thread waits for signals beside them (with one loop
+        // the kernel then looks sockets up without reference counting: `Server::stop_on_signals`).
+        assert_eq!(server.poll("c", None).status, 200);
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+            .expect("read /proc/<pid>/task")
+            .count();
+        assert_eq!(tasks, threads, "--threads {loops}");
+        server.signal("TERM");
+        let status = server
+            .wait_for_exit(Duration::from_secs(5))
+            .expect("pushwire exits after SIGTERM");
+        assert!(status.success(), "--threads {loops}: exit status {status:?}");
+    }
+}

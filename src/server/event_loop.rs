@@ -1,7 +1,7 @@
 //! One event loop: its listener, its connections, readiness, timers and shutdown, on one thread.
 //! What reaches other loops (fan-outs, `/stats`, `/drop`, traces) goes through the hub's inboxes
 //! and the loops' command queues (see the module above).
-use std::io;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -15,7 +15,7 @@ use super::accept::Throttle;
 use super::connection::{Connection, ReadOutcome};
 use super::peers::{Command, Peers};
 use super::timers::Timers;
-use super::{ACCEPT_BACKOFF, LISTENER, REFUSAL_ALLOWANCE, WAKER, is_loopback_peer};
+use super::{ACCEPT_BACKOFF, LISTENER, REFUSAL_ALLOWANCE, SIGNALS, WAKER, is_loopback_peer};
 use crate::app::{App, Client, ClientRef, Effect, FanOut, Session};
 use crate::http1::{Refusal, Status};
 use crate::ledger::{Category, Counter, Ledger, Transport};
@@ -81,6 +81,9 @@ pub(super) struct EventLoop {
     /// When the demo ticker publishes next (first loop only), and how many ticks it has sent.
     pub(super) next_tick: Option<Instant>,
     pub(super) ticks: u64,
+    /// The read end of the socket pair that signal handlers write to (`Server::stop_on_signals`;
+    /// first loop only), and what a signal asks for.
+    pub(super) signals: Option<(mio::net::UnixStream, super::ShutdownHandle)>,
 }
 
 impl EventLoop {
@@ -124,7 +127,32 @@ impl EventLoop {
             spare_fd: std::fs::File::open("/dev/null").ok(),
             next_tick: None,
             ticks: 0,
+            signals: None,
         }
+    }
+
+    /// Starts a graceful shutdown when a byte arrives on `stream` (a signal handler writes one).
+    pub(super) fn watch_signals(
+        &mut self,
+        mut stream: mio::net::UnixStream,
+        shutdown: super::ShutdownHandle,
+    ) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut stream, SIGNALS, mio::Interest::READABLE)?;
+        self.signals = Some((stream, shutdown));
+        Ok(())
+    }
+
+    /// A signal arrived: the bytes are drained (several signals are one shutdown) and every
+    /// loop is told, this one included.
+    fn on_signal(&mut self) {
+        let Some((stream, shutdown)) = &mut self.signals else {
+            return;
+        };
+        let mut bytes = [0u8; 64];
+        while matches!(stream.read(&mut bytes), Ok(n) if n > 0) {}
+        shutdown.shutdown();
     }
 
     /// The loop's time in µs since the server started, wrapping (see `write_soon`).
@@ -217,6 +245,7 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
+                    SIGNALS => self.on_signal(),
                     WAKER => {
                         if self.shutdown_requested.load(Ordering::SeqCst) {
                             self.begin_shutdown();
