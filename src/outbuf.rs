@@ -1,5 +1,6 @@
 //! Output bytes waiting for a socket: owned or shared segments, each with the [`Layout`] that says
-//! what its bytes are for, written with one vectored write.
+//! what its bytes are for, written with one write call per flush (plain for one segment or a
+//! small copy of several, vectored for more).
 //!
 //! A published message is encoded once per transport into a [`SharedUnit`]; every subscriber's
 //! queue holds a [`Segment::Shared`] pointing at those same bytes, so fan-out costs a

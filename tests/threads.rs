@@ -335,6 +335,9 @@ fn one_loop_runs_on_one_thread_and_any_loop_count_stops_on_a_signal() {
         let status = server
             .wait_for_exit(Duration::from_secs(5))
             .expect("pushwire exits after SIGTERM");
-        assert!(status.success(), "--threads {loops}: exit status {status:?}");
+        assert!(
+            status.success(),
+            "--threads {loops}: exit status {status:?}"
+        );
     }
 }

@@ -84,6 +84,8 @@ pub(super) struct EventLoop {
     /// The read end of the socket pair that signal handlers write to (`Server::stop_on_signals`;
     /// first loop only), and what a signal asks for.
     pub(super) signals: Option<(mio::net::UnixStream, super::ShutdownHandle)>,
+    /// Fan-outs taken from the inbox while checking it before `poll` (see `run`).
+    pub(super) early_fan_outs: std::collections::VecDeque<FanOut>,
 }
 
 impl EventLoop {
@@ -128,6 +130,7 @@ impl EventLoop {
             next_tick: None,
             ticks: 0,
             signals: None,
+            early_fan_outs: std::collections::VecDeque::new(),
         }
     }
 
@@ -209,6 +212,13 @@ impl EventLoop {
             self.next_tick = Some(Instant::now() + self.app.config.demo_interval);
         }
         loop {
+            // Publishers wake this loop only while it is marked asleep. Marked before it looks
+            // at its inbox (and reads the history's next expiry), a fan-out that arrives from
+            // here on is either seen now or wakes the poll.
+            self.peers.going_to_sleep(self.index);
+            if let Ok(fan_out) = self.inbox.try_recv() {
+                self.early_fan_outs.push_back(fan_out);
+            }
             let wake_at = [
                 self.timers.next_deadline(),
                 self.accept_paused_until,
@@ -220,12 +230,17 @@ impl EventLoop {
             .into_iter()
             .flatten()
             .min();
-            let timeout = if self.deferred.is_empty() && self.held_commands.is_empty() {
-                wake_at.map(|at| at.saturating_duration_since(Instant::now()))
-            } else {
+            let busy = !(self.deferred.is_empty()
+                && self.held_commands.is_empty()
+                && self.early_fan_outs.is_empty());
+            let timeout = if busy {
                 Some(Duration::ZERO)
+            } else {
+                wake_at.map(|at| at.saturating_duration_since(Instant::now()))
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let polled = self.poll.poll(&mut events, timeout);
+            self.peers.awake(self.index);
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -649,13 +664,17 @@ impl EventLoop {
     fn after_publish(&mut self) {
         let wakes = self.app.take_wakes();
         if wakes != 0 {
-            self.peers.wake_all_in(wakes);
+            self.peers.wake_sleepers_in(wakes);
         }
         self.deliver_inbox();
     }
 
     /// Delivers every fan-out waiting in this loop's inbox, in publish order.
     fn deliver_inbox(&mut self) {
+        // Taken from the inbox before the loop last slept: they come first.
+        while let Some(fan_out) = self.early_fan_outs.pop_front() {
+            self.fan_out(fan_out);
+        }
         while let Ok(fan_out) = self.inbox.try_recv() {
             self.fan_out(fan_out);
         }

@@ -3,6 +3,7 @@
 //! `poll`. `/stats` and `/drop` ask every loop and wait for the answers; trace records go to the
 //! loops that have `/trace` readers.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use mio::Waker;
@@ -26,13 +27,24 @@ pub(super) enum Command {
 pub(super) struct Peers {
     commands: Vec<Sender<Command>>,
     wakers: Vec<Arc<Waker>>,
+    /// Whether each loop may be about to sleep in `poll` (set from before it last looked at its
+    /// inbox until `poll` returned): only such a loop needs a wake for a fan-out. A busy loop
+    /// finds the fan-out when it next looks, and waking it would cost the publisher an `eventfd`
+    /// write and the loop one more pass per publish.
+    asleep: Vec<AtomicBool>,
 }
 
 impl Peers {
     /// The peers of `wakers.len()` loops, and each loop's end of its command queue.
     pub(super) fn new(wakers: Vec<Arc<Waker>>) -> (Arc<Peers>, Vec<Receiver<Command>>) {
         let (commands, receivers) = wakers.iter().map(|_| channel()).unzip();
-        (Arc::new(Peers { commands, wakers }), receivers)
+        let asleep = wakers.iter().map(|_| AtomicBool::new(false)).collect();
+        let peers = Peers {
+            commands,
+            wakers,
+            asleep,
+        };
+        (Arc::new(peers), receivers)
     }
 
     /// How many loops there are.
@@ -55,10 +67,25 @@ impl Peers {
         let _ = self.wakers[to].wake();
     }
 
-    /// Wakes every loop whose bit is set in `mask`.
-    pub(super) fn wake_all_in(&self, mask: u64) {
+    /// Loop `index` is about to look at its inbox one last time and sleep: from now on fan-outs
+    /// for it wake it. (The fence pairs with the one in `wake_sleepers_in`: either the loop sees
+    /// the fan-out in its inbox, or the publisher sees it asleep and wakes it.)
+    pub(super) fn going_to_sleep(&self, index: usize) {
+        self.asleep[index].store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Loop `index` is awake again and will look at its inbox before it next sleeps.
+    pub(super) fn awake(&self, index: usize) {
+        self.asleep[index].store(false, Ordering::SeqCst);
+    }
+
+    /// Wakes every loop whose bit is set in `mask` that may be asleep; the caller has already put
+    /// their work in their inboxes.
+    pub(super) fn wake_sleepers_in(&self, mask: u64) {
+        fence(Ordering::SeqCst);
         for to in 0..self.wakers.len() {
-            if mask & (1 << to) != 0 {
+            if mask & (1 << to) != 0 && self.asleep[to].load(Ordering::SeqCst) {
                 self.wake(to);
             }
         }
