@@ -155,13 +155,15 @@ scenario ws-100x2000 ws --subscribers 100 --channels 1 --rate 2000 --payload 64 
 scenario ws-1000x100 ws --subscribers 1000 --channels 10 --rate 100 --payload 64 --duration "$DUR" --drain 5
 scenario sse-1000x100 sse --subscribers 1000 --channels 10 --rate 100 --payload 64 --duration "$DUR" --drain 5
 scenario longpoll-200 longpoll --subscribers 200 --channels 10 --rate 10 --payload 64 --duration "$DUR"
+# Messages faster than a poll's round trip: an answer carries every message since the cursor.
+scenario longpoll-20x2000 longpoll --subscribers 20 --channels 1 --rate 2000 --payload 64 --duration "$DUR" --drain 5
 scenario idle-ws ws --subscribers "$IDLE" --channels 100 --rate 0 --duration 3 --source-ips 127.0.0.1-127.0.0.8
 scenario idle-sse sse --subscribers "$IDLE" --channels 100 --rate 0 --duration 3 --source-ips 127.0.0.1-127.0.0.8
 
 python3 - "$WORK" <<'PY'
 import json, sys, os
 work = sys.argv[1]
-NAMES = ["ws-1000x100", "ws-100x2000", "sse-1000x100", "longpoll-200", "idle-ws", "idle-sse"]
+NAMES = ["ws-1000x100", "ws-100x2000", "sse-1000x100", "longpoll-200", "longpoll-20x2000", "idle-ws", "idle-sse"]
 rows = []
 for name in NAMES:
     for server in ["nchan", "pushwire", "floor"]:
