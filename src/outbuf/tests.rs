@@ -203,6 +203,8 @@ fn small_owned_pieces_share_one_slice() {
         Layout::uniform(Category::Other, 2),
     );
     assert_eq!(q.len(), 6);
+    // One entry: what reaches the sink is one slice however the queue chooses to write.
+    assert_eq!(q.entries.len(), 1);
     let (out, slices, report) = write_once(q);
     assert_eq!((out.as_slice(), slices), (&b"abcdef"[..], 1));
     assert_eq!(report.syscalls, 1);
@@ -255,11 +257,35 @@ fn empty_segments_and_deliveries_are_not_queued() {
     );
 }
 
+/// A queue past the gather limit (so written vectored), with owned and shared pieces, and the
+/// bytes it holds.
+fn large_queue(published: Instant) -> (OutQueue, Vec<u8>) {
+    let payload = [b'x'; 700];
+    let mut q = OutQueue::new();
+    q.push_bytes(b"head;", Category::ResponseHead);
+    q.push_delivery(&unit(&payload), published);
+    q.push_bytes(b";", Category::JsonEnvelope);
+    q.push_delivery(&unit(&payload), published);
+    q.push_bytes(b";tail", Category::JsonEnvelope);
+    let expected = [&b"head;"[..], &payload, b";", &payload, b";tail"].concat();
+    assert!(expected.len() > GATHER_LIMIT);
+    (q, expected)
+}
+
 #[test]
 fn the_tap_copies_exactly_what_was_written() {
-    let expected = b"head;SHARED-PAYLOAD;SHARED-PAYLOAD;tail";
-    for limit in 1..=expected.len() {
-        let mut q = filled_queue(Instant::now());
+    let t = Instant::now();
+    let small = b"head;SHARED-PAYLOAD;SHARED-PAYLOAD;tail".to_vec();
+    let (_, large) = large_queue(t);
+    let cases = (1..=small.len())
+        .map(|limit| (false, limit))
+        .chain([1, 5, 6, 700, 705, 706, 1500, 4000].map(|limit| (true, limit)));
+    for (is_large, limit) in cases {
+        let (mut q, expected) = if is_large {
+            large_queue(t)
+        } else {
+            (filled_queue(t), small.clone())
+        };
         let mut sink = Trickle { out: vec![], limit };
         let mut report = WriteReport {
             tap: Some(Vec::new()),
@@ -271,8 +297,20 @@ fn the_tap_copies_exactly_what_was_written() {
             calls += 1;
             assert_eq!(report.tap.as_deref(), Some(&sink.out[..]), "limit {limit}");
         }
+        assert_eq!(sink.out, expected, "limit {limit}");
         assert_eq!(report.syscalls, calls);
+        let by = report.by_category;
+        assert_eq!(by[Category::ResponseHead.index()], 5, "limit {limit}");
+        assert_eq!(by[Category::JsonEnvelope.index()], 6, "limit {limit}");
+        assert_eq!(by[Category::WsFrameHeader.index()], 4, "limit {limit}");
+        assert_eq!(
+            by.iter().sum::<u64>(),
+            expected.len() as u64,
+            "limit {limit}"
+        );
+        assert_eq!(report.delivered, [t, t], "limit {limit}");
     }
+    assert!(large.len() > GATHER_LIMIT);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::connection::SendSink;
 use super::event_loop::EventLoop;
 use crate::outbuf::{OutQueue, WriteReport};
 
@@ -46,7 +47,7 @@ impl EventLoop {
         let date = self.app.date.value();
         core.refuse(&Self::refusal_503(), true, date, self.app.now, &mut out);
         // Best effort on a fresh socket: the response fits in its send buffer.
-        let _ = out.write_to(socket, &mut WriteReport::default());
+        let _ = out.write_to(&mut SendSink(socket), &mut WriteReport::default());
         let _ = socket.shutdown(std::net::Shutdown::Write);
     }
 

@@ -138,7 +138,7 @@ impl Connection {
 /// WebSocket subscribers that path cost about 0.4 µs of kernel time per delivery, some 6 % of
 /// the server's CPU (BENCHMARKS.md, "send, not writev"). Both calls pass `MSG_NOSIGNAL`: a peer
 /// that has gone away is an `EPIPE` error for its connection, never a signal for the process.
-struct SendSink<'a>(&'a TcpStream);
+pub(super) struct SendSink<'a>(pub(super) &'a TcpStream);
 
 impl Write for SendSink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

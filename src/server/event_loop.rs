@@ -171,7 +171,7 @@ impl EventLoop {
     /// Whether a message just queued for connection `key` leaves now (marked dirty) or shares
     /// the write at the end of its coalescing window (`--write-coalesce`). A subscriber written
     /// less than the window ago does not get a write per message: what is fanned out to it
-    /// meanwhile leaves in one `writev` when the window ends. At 2 000 messages a second and the
+    /// meanwhile leaves in one write call when the window ends. At 2 000 messages a second and the
     /// default 2 ms that is four messages per write; at 100 a second (one every 10 ms) every
     /// message leaves at once, so latency pays only where write calls are saved.
     pub(super) fn write_soon(&mut self, key: usize) {

@@ -219,17 +219,20 @@ impl Server {
     pub fn stop_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
         let (read_end, write_end) = std::os::unix::net::UnixStream::pair()?;
         read_end.set_nonblocking(true)?;
-        for &signal in signals {
-            signal_hook::low_level::pipe::register(signal, write_end.try_clone()?)?;
-        }
         let first = self
             .loops
             .first_mut()
             .ok_or_else(|| io::Error::other("the server has no event loop"))?;
+        // The read end is watched before any handler can write to it: a failure here leaves the
+        // signals' default action (ending the process) in place rather than swallowing them.
         first.watch_signals(
             mio::net::UnixStream::from_std(read_end),
             self.shutdown.clone(),
-        )
+        )?;
+        for &signal in signals {
+            signal_hook::low_level::pipe::register(signal, write_end.try_clone()?)?;
+        }
+        Ok(())
     }
 
     /// A handle that can stop this server from another thread (a signal handler, a test).

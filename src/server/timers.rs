@@ -5,7 +5,9 @@
 //! later leaves its earlier entry queued; when that entry comes due, the real deadline is
 //! looked up and queued again. Only a deadline earlier than the one queued costs an insert.
 //! (Removing and inserting on every move cost about 0.3 µs per long-poll delivery in a `perf`
-//! profile, 2 % of the server's CPU: BENCHMARKS.md.) The price is an occasional early wake-up.
+//! profile, 2 % of the server's CPU: BENCHMARKS.md.) The price is an occasional early wake-up,
+//! and entries left behind by a connection that closed stay queued (skipped) until their time:
+//! the queue is bounded by the connections seen within the longest timeout, not those open.
 use std::collections::BTreeSet;
 use std::time::Instant;
 
