@@ -341,3 +341,35 @@ fn one_loop_runs_on_one_thread_and_any_loop_count_stops_on_a_signal() {
         );
     }
 }
+
+#[test]
+fn a_publish_wakes_loops_that_went_to_sleep_every_time() {
+    // One publish at a time, each waited for: between publishes every loop runs out of work and
+    // sleeps in `poll`, so each fan-out must wake the subscribers' loops (a loop is woken only
+    // when it marked itself asleep). No timer would wake them: pings and heartbeats are far off.
+    const ROUNDS: u64 = 150;
+    let server = TestServer::start(&[
+        "--no-demo",
+        "--threads",
+        LOOPS,
+        "--sse-heartbeat",
+        "600",
+    ]);
+    let channel = unique_channel("sleepers");
+    let mut subscribers: Vec<_> = (0..12).map(|_| Sse::open(&server, &channel)).collect();
+    let spread = by_loop(&server).iter().filter(|&&n| n > 0).count();
+    assert!(spread >= 2, "subscribers on one loop only: {:?}", by_loop(&server));
+    let mut publisher = server.connect();
+    for id in 1..=ROUNDS {
+        // A new connection now and then, so publishes come from different loops too.
+        if id % 10 == 0 {
+            publisher = server.connect();
+        }
+        publisher.send(&publish_request(&channel, &format!("m{id}")));
+        assert_eq!(publisher.read_response().status, 200);
+        for (i, s) in subscribers.iter_mut().enumerate() {
+            let ids = s.ids_after(id as usize, Duration::from_secs(5));
+            assert_eq!(ids.last(), Some(&id), "subscriber {i} missed message {id}");
+        }
+    }
+}
