@@ -327,10 +327,14 @@ fn one_loop_runs_on_one_thread_and_any_loop_count_stops_on_a_signal() {
         // Answered, so the loops are up; no thread waits for signals beside them (with one loop
         // the kernel then looks sockets up without reference counting: `Server::stop_on_signals`).
         assert_eq!(server.poll("c", None).status, 200);
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
-            .expect("read /proc/<pid>/task")
-            .count();
-        assert_eq!(tasks, threads, "--threads {loops}");
+        // The other loops' threads may still be starting when one of them has answered.
+        let tasks = || {
+            std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+                .expect("read /proc/<pid>/task")
+                .count()
+        };
+        wait_until(Duration::from_secs(5), || tasks() >= threads);
+        assert_eq!(tasks(), threads, "--threads {loops}");
         server.signal("TERM");
         let status = server
             .wait_for_exit(Duration::from_secs(5))
@@ -348,17 +352,15 @@ fn a_publish_wakes_loops_that_went_to_sleep_every_time() {
     // sleeps in `poll`, so each fan-out must wake the subscribers' loops (a loop is woken only
     // when it marked itself asleep). No timer would wake them: pings and heartbeats are far off.
     const ROUNDS: u64 = 150;
-    let server = TestServer::start(&[
-        "--no-demo",
-        "--threads",
-        LOOPS,
-        "--sse-heartbeat",
-        "600",
-    ]);
+    let server = TestServer::start(&["--no-demo", "--threads", LOOPS, "--sse-heartbeat", "600"]);
     let channel = unique_channel("sleepers");
     let mut subscribers: Vec<_> = (0..12).map(|_| Sse::open(&server, &channel)).collect();
     let spread = by_loop(&server).iter().filter(|&&n| n > 0).count();
-    assert!(spread >= 2, "subscribers on one loop only: {:?}", by_loop(&server));
+    assert!(
+        spread >= 2,
+        "subscribers on one loop only: {:?}",
+        by_loop(&server)
+    );
     let mut publisher = server.connect();
     for id in 1..=ROUNDS {
         // A new connection now and then, so publishes come from different loops too.
