@@ -61,6 +61,16 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# listening_addr FILE NAME: the address in FILE's "NAME listening on http://ADDR" line, once the
+# server has printed it (waits up to 10 s; empty if it never does).
+listening_addr() {
+    for _ in $(seq 100); do
+        grep -q listening "$1" 2>/dev/null && break
+        sleep 0.1
+    done
+    sed -n "s#$2 listening on http://##p" "$1"
+}
+
 # Each scenario gets fresh servers, so memory per connection is not hidden by memory an earlier
 # scenario left allocated.
 start_servers() {
@@ -77,21 +87,13 @@ start_servers() {
         > "$WORK/pushwire.out" 2> "$WORK/pushwire.err" &
     PWPID=$!
     PIDS+=("$PWPID")
-    for _ in $(seq 100); do
-        grep -q listening "$WORK/pushwire.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    PWADDR=$(sed -n 's#pushwire listening on http://##p' "$WORK/pushwire.out")
+    PWADDR=$(listening_addr "$WORK/pushwire.out" pushwire)
     FLPID= FLADDR=
     if [ "$FLOOR" != 0 ]; then
         "$FB" --serve 127.0.0.1:0 > "$WORK/floor.out" 2> "$WORK/floor.err" &
         FLPID=$!
         PIDS+=("$FLPID")
-        for _ in $(seq 100); do
-            grep -q listening "$WORK/floor.out" 2>/dev/null && break
-            sleep 0.1
-        done
-        FLADDR=$(sed -n 's#floor listening on http://##p' "$WORK/floor.out")
+        FLADDR=$(listening_addr "$WORK/floor.out" floor)
         [ -n "$FLADDR" ] || { echo "the floor did not start: $(cat "$WORK/floor.err")" >&2; exit 1; }
     fi
     WORKER=
