@@ -65,7 +65,8 @@ pub struct Config {
     pub trace: TraceOptions,
     /// On shutdown, how long in-flight responses get to drain before every socket is closed.
     pub shutdown_grace: Duration,
-    /// How long after a write a subscriber's next fanned-out messages wait to share one write
+    /// How long after a write a subscriber's next fanned-out messages wait to share one write,
+    /// and after a long-poll answer the connection's next answer waits to carry more messages
     /// (zero: each leaves at once).
     pub write_coalesce: Duration,
 }

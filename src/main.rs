@@ -155,7 +155,8 @@ struct ServeArgs {
     #[arg(verbatim_doc_comment, long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
     /// Seconds a subscriber just written to waits before its next
-    /// write, so messages published meanwhile share one write;
+    /// write, and a long-poll just answered before its next answer,
+    /// so messages published meanwhile share one write (one answer);
     /// 0 writes each message at once
     #[arg(verbatim_doc_comment, long, default_value_t = 0.002, value_parser = seconds_or_zero,
           value_name = "SECS")]

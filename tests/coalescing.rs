@@ -1,13 +1,14 @@
 //! Writes are coalesced under load: when messages arrive faster than a loop turn, each subscriber
 //! gets all that is pending for it in one vectored write, not a write per message. Measured with
-//! the ledger's own write-syscall counter over real sockets.
+//! the ledger's own write-syscall counter over real sockets. A long-poll answered less than the
+//! window ago holds its next answer until the window ends, so it carries every message meanwhile.
 // Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod support;
 
 use std::time::Duration;
 
-use support::{TestServer, publish_request, unique_channel, wait_until};
+use support::{TestServer, longpoll_request, publish_request, unique_channel, wait_until};
 
 const SUBSCRIBERS: usize = 20;
 const MESSAGES: usize = 100;
@@ -130,4 +131,39 @@ fn messages_published_within_the_coalescing_window_share_a_write() {
     );
     assert!(at_once >= N as u64, "one write per message: {at_once}");
     assert!(windowed * 5 <= N as u64, "coalesced: {windowed} writes");
+}
+
+/// A long-poller is answered one message, polls again at once, and two messages are published
+/// while that poll is parked: returns the ids its second answer carries.
+fn second_longpoll_answer_after_two_quick_publishes(flags: &[&str]) -> Vec<u64> {
+    let server = TestServer::start(flags);
+    let channel = unique_channel("held");
+    let subscribers = |server: &TestServer| {
+        server
+            .request(format!("GET /stats?channel={channel} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .json()["channel"]["subscribers"]
+            .as_u64()
+    };
+    let mut poller = server.connect();
+    poller.send(&longpoll_request(&channel, Some(0), Some(30.0)));
+    assert!(wait_until(Duration::from_secs(5), || subscribers(&server) == Some(1)));
+    server.publish(&channel, "one");
+    assert_eq!(poller.read_response().message_ids(), [1]);
+    poller.send(&longpoll_request(&channel, Some(1), Some(30.0)));
+    assert!(wait_until(Duration::from_secs(5), || subscribers(&server) == Some(1)));
+    server.publish(&channel, "two");
+    server.publish(&channel, "three");
+    let answer = poller.read_response();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.message_ids()
+}
+
+#[test]
+fn a_long_poll_answered_within_the_window_carries_every_message_published_meanwhile() {
+    let at_once =
+        second_longpoll_answer_after_two_quick_publishes(&["--no-demo", "--write-coalesce", "0"]);
+    assert_eq!(at_once, [2], "no window: answered with the first message");
+    let windowed =
+        second_longpoll_answer_after_two_quick_publishes(&["--no-demo", "--write-coalesce", "0.5"]);
+    assert_eq!(windowed, [2, 3], "held until the window ended");
 }

@@ -61,6 +61,9 @@ pub(crate) enum Effect {
 pub(crate) enum Delivery {
     /// Queued (or, for a parked long-poll, answered): the connection has output to write.
     Queued,
+    /// A parked long-poll answered less than the window ago: its answer waits until the window
+    /// ends (its session's next deadline moved).
+    Held,
     /// Not a subscriber of this kind (any more).
     Skipped,
     /// A slow SSE consumer: close the connection.
@@ -377,25 +380,37 @@ impl App {
             Route::LongPoll { channel, query } => {
                 // One look at the hub: a publish from another loop between reading the history
                 // and subscribing would otherwise reach neither.
-                let mut hub = self.shared.hub();
-                let since = query.since.unwrap_or_else(|| hub.last_id(&channel));
-                let backlog = hub.since(&channel, since);
-                if polling::has_news(&backlog) {
-                    drop(hub);
-                    self.respond_poll(conn, delivery::poll_body(&backlog));
+                let Session::Http(h) = &mut conn.session else {
                     return None;
-                }
-                hub.subscribe(
-                    &channel,
-                    who.subscriber(Transport::LongPoll),
-                    Subscription::Once,
-                );
-                drop(hub);
+                };
                 let c = &self.config;
                 let wait =
                     longpoll::clamp_wait(query.timeout, c.longpoll_timeout, c.longpoll_max_timeout);
-                if let Session::Http(h) = &mut conn.session {
-                    h.parked = Some(LongPoll::park(channel, since, wait, self.now));
+                let window_end = longpoll::window_end(h.answered_at, c.write_coalesce, self.now);
+                let mut hub = self.shared.hub();
+                let since = query.since.unwrap_or_else(|| hub.last_id(&channel));
+                let backlog = hub.since(&channel, since);
+                let news = polling::has_news(&backlog);
+                if !news {
+                    hub.subscribe(
+                        &channel,
+                        who.subscriber(Transport::LongPoll),
+                        Subscription::Once,
+                    );
+                }
+                drop(hub);
+                match (news, window_end) {
+                    // Held, not subscribed: the answer reads the history when the window ends.
+                    (true, Some(end)) => {
+                        let mut poll = LongPoll::park(channel, since, wait, self.now);
+                        poll.hold_until(end);
+                        h.parked = Some(poll);
+                    }
+                    (true, None) => {
+                        h.answered_at = Some(self.now);
+                        self.respond_poll(conn, delivery::poll_body(&backlog));
+                    }
+                    (false, _) => h.parked = Some(LongPoll::park(channel, since, wait, self.now)),
                 }
             }
             Route::Sse {

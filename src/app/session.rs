@@ -28,6 +28,9 @@ pub(crate) struct Http {
     pub route: Option<Route>,
     /// A long-poll waiting for a message; the core owes its answer.
     pub parked: Option<LongPoll>,
+    /// When this connection last answered a long-poll with messages: the next answer waits for
+    /// the end of the window that starts here (see [`crate::polling::longpoll`]).
+    pub answered_at: Option<Instant>,
 }
 
 /// The protocol core of one connection.
@@ -54,6 +57,7 @@ impl Session {
             core,
             route: None,
             parked: None,
+            answered_at: None,
         })
     }
 

@@ -188,3 +188,119 @@ fn a_late_fan_out_of_another_channel_does_not_answer_a_parked_long_poll() {
     assert!(matches!(verdict, Delivery::Queued));
     assert!(drain(&mut client.output).contains("hello"));
 }
+
+/// The ids of the messages in the long-poll answers of `text` (heads and JSON bodies).
+fn answered_ids(text: &str) -> Vec<Vec<u64>> {
+    text.split("HTTP/1.1 ")
+        .filter(|answer| !answer.is_empty())
+        .map(|answer| {
+            let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+            let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+            json["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .map(|m| m["id"].as_u64().expect("an id"))
+                .collect()
+        })
+        .collect()
+}
+
+/// `message`'s fan-out reaching `client` at `at`, as the event loop delivers it.
+fn publish_and_deliver(app: &mut App, client: &mut Client, data: &str, at: Instant) -> Delivery {
+    app.now = at;
+    let message = app.hub().publish("news", data.into(), at).unwrap().message;
+    let encodings = crate::delivery::Encodings::default();
+    app.deliver(client, "news", &message, &encodings, &mut Vec::new())
+}
+
+#[test]
+fn a_long_poll_answered_less_than_the_window_ago_is_held_and_carries_what_came_meanwhile() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_micros(n * 1000);
+    let mut app = app(t0);
+    assert_eq!(app.config.write_coalesce, Duration::from_millis(2));
+    let mut client = long_poll_client(&app);
+    app.process(WHO, &mut client);
+    let verdict = publish_and_deliver(&mut app, &mut client, "one", t0);
+    assert!(matches!(verdict, Delivery::Queued), "first answer: at once");
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
+
+    // The next poll parks; a message inside the window is held, not answered.
+    app.now = ms(1) - Duration::from_micros(500);
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    assert!(client.output.is_empty(), "parked");
+    let verdict = publish_and_deliver(&mut app, &mut client, "two", ms(1));
+    assert!(matches!(verdict, Delivery::Held));
+    assert!(client.output.is_empty(), "held");
+    assert_eq!(client.session.poll_timeout(true), Some(ms(2)));
+    // Later messages need not wake it: the answer reads them from the history.
+    let verdict = publish_and_deliver(&mut app, &mut client, "three", ms(1));
+    assert!(matches!(verdict, Delivery::Skipped));
+
+    app.now = ms(2);
+    assert!(!app.on_timeout(WHO, &mut client));
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2, 3]]);
+
+    // Past the window, a message is answered at once again.
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=3&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    let verdict = publish_and_deliver(&mut app, &mut client, "four", ms(4));
+    assert!(matches!(verdict, Delivery::Queued));
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![4]]);
+}
+
+#[test]
+fn a_poll_with_news_inside_the_window_is_held_and_shutdown_answers_it_with_the_news() {
+    let t0 = Instant::now();
+    let mut app = app(t0);
+    let mut client = long_poll_client(&app);
+    app.process(WHO, &mut client);
+    publish_and_deliver(&mut app, &mut client, "one", t0);
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
+    app.hub().publish("news", "two".into(), t0).unwrap();
+
+    app.now = t0 + Duration::from_millis(1);
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    assert!(
+        client.output.is_empty(),
+        "news, but inside the window: held"
+    );
+    let due = t0 + Duration::from_millis(2);
+    assert_eq!(client.session.poll_timeout(true), Some(due));
+
+    assert!(app.begin_shutdown());
+    app.on_shutdown(WHO, &mut client);
+    let text = drain(&mut client.output);
+    assert!(text.contains("Connection: close"), "{text}");
+    assert_eq!(answered_ids(&text), [vec![2]], "the news, not a 204");
+}
+
+#[test]
+fn with_no_window_every_long_poll_answer_leaves_at_once() {
+    let t0 = Instant::now();
+    let config = Config {
+        write_coalesce: Duration::ZERO,
+        ..Config::default()
+    };
+    let mut app = app_with(config, t0);
+    let mut client = long_poll_client(&app);
+    app.process(WHO, &mut client);
+    publish_and_deliver(&mut app, &mut client, "one", t0);
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    let verdict = publish_and_deliver(&mut app, &mut client, "two", t0);
+    assert!(matches!(verdict, Delivery::Queued));
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2]]);
+}

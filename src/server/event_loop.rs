@@ -180,7 +180,9 @@ impl EventLoop {
         };
         let window = self.coalesce_us;
         let since = self.clock_us.wrapping_sub(conn.last_write_us);
-        // A long-poll's answer is one write whenever it leaves: waiting would only delay it.
+        // A long-poll's answer is one write whenever it leaves: waiting here would only delay
+        // it. Its session held it for the window already (`polling::longpoll`), where waiting
+        // lets the answer carry more messages.
         let answer = matches!(conn.client.session, Session::Http(_));
         if since >= window || answer {
             self.dirty.push(key);
@@ -595,7 +597,7 @@ impl EventLoop {
         }
     }
 
-    fn update_deadline(&mut self, key: usize) {
+    pub(super) fn update_deadline(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };

@@ -35,6 +35,7 @@ impl EventLoop {
                 &mut bodies,
             ) {
                 Delivery::Queued => self.write_soon(key),
+                Delivery::Held => self.update_deadline(key),
                 Delivery::Close => self.close(key),
                 Delivery::Skipped => {}
             }
