@@ -40,6 +40,9 @@ pub struct Config {
     /// the server stops reading its pipelined requests (HTTP) or, for a stream, treats it as a
     /// slow consumer.
     pub max_pending_output: usize,
+    /// Memory of fan-outs queued for one event loop (subscriber lists and payloads) past which
+    /// it is behind, and publishes that would reach its subscribers are refused with 503.
+    pub max_fanout_backlog: usize,
     /// The reconnection delay an SSE stream tells its client (`retry:`).
     pub sse_retry: Duration,
     /// Interval between SSE heartbeat comments; they keep a fixed schedule, messages or not.
@@ -85,6 +88,7 @@ impl Default for Config {
             longpoll_timeout: Duration::from_secs(30),
             longpoll_max_timeout: Duration::from_secs(120),
             max_pending_output: 1024 * 1024,
+            max_fanout_backlog: 64 * 1024 * 1024,
             sse_retry: Duration::from_secs(3),
             sse_heartbeat: Duration::from_secs(15),
             ws_ping_interval: Duration::from_secs(30),

@@ -154,6 +154,11 @@ struct ServeArgs {
     /// counts as a slow consumer (streams)
     #[arg(verbatim_doc_comment, long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_pending_output: usize,
+    /// Bytes of messages queued for one event loop to fan out
+    /// (subscriber lists, payloads) past which a publish
+    /// reaching its subscribers is refused (503)
+    #[arg(verbatim_doc_comment, long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    max_fanout_backlog: usize,
     /// Seconds a subscriber just written to waits before its next
     /// write, and a long-poll just answered before its next answer,
     /// so messages published meanwhile share one write (one answer);
@@ -269,6 +274,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_message_size: self.max_message_size,
             max_pending_output: self.max_pending_output,
+            max_fanout_backlog: self.max_fanout_backlog,
             head_timeout: Duration::from_secs_f64(self.head_timeout),
             idle_timeout: Duration::from_secs_f64(self.idle_timeout),
             longpoll_timeout: Duration::from_secs_f64(self.longpoll_timeout),

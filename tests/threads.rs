@@ -375,3 +375,60 @@ fn a_publish_wakes_loops_that_went_to_sleep_every_time() {
         }
     }
 }
+
+#[test]
+fn a_publisher_that_outruns_another_loops_subscribers_gets_503_and_nothing_is_lost() {
+    const BURST: usize = 400;
+    // Any fan-out waiting for a loop puts it behind: the next publish to reach it is refused.
+    let flags = ["--no-demo", "--threads", "2", "--max-fanout-backlog", "1"];
+    let server = TestServer::start(&flags);
+    let channel = unique_channel("behind");
+    // The kernel spreads connections over the loops by address: with 40, both loops hold some.
+    let mut sse: Vec<_> = (0..40).map(|_| Sse::open(&server, &channel)).collect();
+    let counts = by_loop(&server);
+    assert!(
+        counts.iter().all(|&n| n >= 5),
+        "subscribers by loop: {counts:?}"
+    );
+
+    // One pipelined burst: the publisher's loop reads publishes far faster than the other loop
+    // writes each message to its 20-odd subscribers.
+    let mut publisher = server.connect();
+    let burst: Vec<u8> = (0..BURST)
+        .flat_map(|i| publish_request(&channel, &format!("m{i}")))
+        .collect();
+    publisher.send(&burst);
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..BURST {
+        let r = publisher.read_response();
+        match r.status {
+            200 => accepted.push(r.json()["id"].as_u64().unwrap()),
+            503 => {
+                refused += 1;
+                assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+                assert!(r.body_str().contains("behind"), "{}", r.body_str());
+            }
+            other => panic!("publish answered {other}: {r:?}"),
+        }
+    }
+    eprintln!("{} published, {refused} refused", accepted.len());
+    assert!(refused > 0, "the other loop never fell behind");
+    // A refused publish took no id: the accepted ones are 1, 2, 3… and every subscriber, on
+    // either loop, gets each of them once and in order.
+    let want: Vec<u64> = (1..=accepted.len() as u64).collect();
+    assert_eq!(accepted, want);
+    for s in &mut sse {
+        assert_eq!(s.ids_after(want.len(), Duration::from_secs(20)), want);
+    }
+    // Caught up: nothing waits, and publishing goes on with the next id.
+    assert!(wait_until(Duration::from_secs(10), || {
+        let s = stats(&server);
+        let backlog = s["fanout_backlog_bytes_by_thread"]
+            .as_array()
+            .unwrap()
+            .clone();
+        backlog.len() == 2 && backlog.iter().all(|b| b.as_u64() == Some(0))
+    }));
+    assert_eq!(server.publish(&channel, "after"), want.len() as u64 + 1);
+}

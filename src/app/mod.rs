@@ -22,7 +22,7 @@ mod tests;
 pub(crate) use client::Client;
 pub(crate) use router::{Route, RouteError};
 pub(crate) use session::{Feed, Http, Session};
-pub(crate) use shared::{ClientRef, FanOut, MAX_LOOPS, Shared};
+pub(crate) use shared::{ClientRef, FanOut, MAX_LOOPS, PublishRefused, Shared};
 pub(crate) use trace::Tracer;
 
 use crate::config::Config;
@@ -30,7 +30,7 @@ use crate::delivery;
 use crate::http1::{
     self, BodyPlan, Content, DateCache, Event, Refusal, RequestHead, Response, Status,
 };
-use crate::hub::{Hub, Refused, Subscription};
+use crate::hub::{Hub, Subscription};
 use crate::ledger::{ByCategory, Category, Counter, Ledger, Transport};
 use crate::polling::{self, LongPoll, longpoll};
 use crate::websocket;
@@ -146,7 +146,7 @@ impl App {
     }
 
     /// Publishes on `channel`: the id, with the fan-out queued in each loop's inbox.
-    pub(crate) fn publish(&mut self, channel: &str, data: Box<str>) -> Result<u64, Refused> {
+    pub(crate) fn publish(&mut self, channel: &str, data: Box<str>) -> Result<u64, PublishRefused> {
         self.shared
             .publish(channel, data, self.now, self.loop_index, &mut self.wake)
     }
@@ -351,7 +351,7 @@ impl App {
                     Ok(id) => id,
                     Err(refused) => {
                         log::info!("c{}: publish to {channel} refused: {refused}", conn.id);
-                        self.refuse(conn, RouteError::HubRefused(refused).into(), false);
+                        self.refuse(conn, RouteError::PublishRefused(refused).into(), false);
                         return None;
                     }
                 };

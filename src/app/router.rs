@@ -1,6 +1,7 @@
 //! Which endpoint a request is for, or why it is refused.
 use std::fmt;
 
+use super::PublishRefused;
 use crate::http1::{Refusal, RequestHead, Status};
 use crate::hub;
 use crate::ledger::Transport;
@@ -98,9 +99,10 @@ pub(crate) enum RouteError {
     ForeignOrigin,
     /// The request did not arrive within its timeout → 408.
     RequestTimeout,
-    /// The hub cannot take this publish now (its channel or memory limits) → 503 with
-    /// `Retry-After`; nothing was published.
-    HubRefused(hub::Refused),
+    /// The hub cannot take this publish now (its channel or memory limits), or the loop of
+    /// some of the channel's subscribers is behind → 503 with `Retry-After`; nothing was
+    /// published.
+    PublishRefused(PublishRefused),
 }
 
 impl RouteError {
@@ -117,7 +119,7 @@ impl RouteError {
             | RouteError::UpgradeWithBody => 400,
             RouteError::AdminOnly | RouteError::ForeignOrigin => 403,
             RouteError::RequestTimeout => 408,
-            RouteError::HubRefused(_) => 503,
+            RouteError::PublishRefused(_) => 503,
         })
     }
 
@@ -127,7 +129,7 @@ impl RouteError {
             RouteError::MethodNotAllowed { allow: "POST", .. } => &[("Allow", "POST")],
             RouteError::MethodNotAllowed { .. } => &[("Allow", "GET")],
             // Room comes back as channels publish again and held messages expire.
-            RouteError::HubRefused(_) => &[("Retry-After", "1")],
+            RouteError::PublishRefused(_) => &[("Retry-After", "1")],
             _ => &[],
         }
     }
@@ -160,7 +162,7 @@ impl fmt::Display for RouteError {
                 "cross-origin request refused: the Origin is neither this server nor an --allowed-origin",
             ),
             RouteError::RequestTimeout => f.write_str("request not received in time"),
-            RouteError::HubRefused(refused) => write!(f, "{refused}"),
+            RouteError::PublishRefused(refused) => write!(f, "{refused}"),
         }
     }
 }

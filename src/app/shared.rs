@@ -12,6 +12,13 @@
 //! travel with it ([`Encodings`] is shared), so each transport's bytes are made once whichever
 //! loop needs them first.
 //!
+//! An inbox is bounded by memory, not by count (`--max-fanout-backlog`): a loop whose queued
+//! fan-outs (their subscriber lists and payloads) take more than that is behind, and a publish
+//! that would reach its subscribers is refused (503, `Retry-After`) until it catches up. With one
+//! loop a publish is fanned out before the publisher's next request is read, which paces it; with
+//! several, a publisher on one loop could otherwise outrun the loop of a large channel's
+//! subscribers and grow its inbox without end. Nothing is lost: a refused publish was not made.
+//!
 //! A subscriber is named by its [`ClientRef`]: the loop, the loop's table key and the client's
 //! serial, so a fan-out that arrives after its subscriber closed (and the key was reused) finds a
 //! different serial and is dropped; and the transport, so `/stats` can count a channel's
@@ -46,6 +53,52 @@ pub(crate) struct FanOut {
     pub encodings: Arc<Encodings>,
     /// The loop's subscribers of the channel when the message was published.
     pub subscribers: Vec<(SubscriberId, Subscription)>,
+}
+
+impl FanOut {
+    /// The memory this fan-out keeps alive while it waits in an inbox, as `--max-fanout-backlog`
+    /// counts it: itself, its subscriber list and the payload (shared with the history, but
+    /// kept by the fan-out when the history lets it go).
+    pub(crate) fn memory(&self) -> usize {
+        std::mem::size_of::<FanOut>()
+            + self.subscribers.len() * std::mem::size_of::<(SubscriberId, Subscription)>()
+            + self.message.data.len()
+    }
+}
+
+/// Why a publish was refused; either way nothing was published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PublishRefused {
+    /// The hub's limits (`--max-channels`, `--history-total-bytes`).
+    Hub(Refused),
+    /// A loop with subscribers of the channel is behind: its queued fan-outs take `queued`
+    /// bytes, over `max` (`--max-fanout-backlog`).
+    LoopBehind {
+        /// The loop's index.
+        index: usize,
+        queued: usize,
+        max: usize,
+    },
+}
+
+impl std::fmt::Display for PublishRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishRefused::Hub(refused) => write!(f, "{refused}"),
+            PublishRefused::LoopBehind { index, queued, max } => write!(
+                f,
+                "subscribers of this channel are behind: event loop {index} has {queued} bytes \
+                 of messages waiting to be fanned out (--max-fanout-backlog {max}); nothing was \
+                 published, try again"
+            ),
+        }
+    }
+}
+
+impl From<Refused> for PublishRefused {
+    fn from(refused: Refused) -> PublishRefused {
+        PublishRefused::Hub(refused)
+    }
 }
 
 /// One client of one loop, as other loops and the hub name it.
@@ -108,6 +161,10 @@ pub(crate) struct Shared {
     hub: Mutex<Hub>,
     /// Each loop's inbox of fan-outs, by loop index.
     inboxes: Vec<Sender<FanOut>>,
+    /// Memory of the fan-outs queued for each loop and not yet delivered ([`FanOut::memory`]).
+    backlog_by_loop: Vec<AtomicUsize>,
+    /// Over this, a loop is behind (`--max-fanout-backlog`).
+    max_backlog: usize,
     /// Connections open on each loop: summed for `--max-connections` and `/stats`, and shown
     /// by loop (how the kernel spread them).
     open_by_loop: Vec<AtomicUsize>,
@@ -119,13 +176,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The shared state of `loops` event loops, and each loop's end of its inbox.
-    pub(crate) fn new(loops: usize, limits: HistoryLimits) -> (Arc<Shared>, Vec<Receiver<FanOut>>) {
+    /// The shared state of `loops` event loops whose inboxes may each hold `max_backlog` bytes
+    /// of fan-outs, and each loop's end of its inbox.
+    pub(crate) fn new(
+        loops: usize,
+        limits: HistoryLimits,
+        max_backlog: usize,
+    ) -> (Arc<Shared>, Vec<Receiver<FanOut>>) {
         let loops = loops.clamp(1, MAX_LOOPS);
         let (inboxes, receivers) = (0..loops).map(|_| mpsc::channel()).unzip();
         let shared = Shared {
             hub: Mutex::new(Hub::new(limits)),
             inboxes,
+            backlog_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
+            max_backlog,
             open_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             client_ids: AtomicU64::new(0),
             trace_readers_by_loop: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
@@ -187,8 +251,11 @@ impl Shared {
         now: Instant,
         own: usize,
         wake: &mut u64,
-    ) -> Result<u64, Refused> {
+    ) -> Result<u64, PublishRefused> {
         let mut hub = self.hub();
+        if let Some(refused) = self.loop_behind(&hub, channel) {
+            return Err(refused);
+        }
         let expiry_before = hub.next_expiry();
         let published = hub.publish(channel, data, now)?;
         let id = published.message.id;
@@ -201,6 +268,35 @@ impl Shared {
         self.hand_out(channel, published, own, wake);
         drop(hub);
         Ok(id)
+    }
+
+    /// A loop over its backlog with subscribers of `channel`, if there is one. Looking at the
+    /// channel's subscribers costs a pass over them, so it is done only when some loop is over.
+    fn loop_behind(&self, hub: &Hub, channel: &str) -> Option<PublishRefused> {
+        let queued = |index: usize| self.backlog_by_loop[index].load(Ordering::Acquire);
+        let over = |index: usize| queued(index) > self.max_backlog;
+        if !(0..self.loops()).any(over) {
+            return None;
+        }
+        hub.subscribers(channel)
+            .map(|(who, _)| ClientRef::loop_and_key(who).0)
+            .find(|&index| index < self.loops() && over(index))
+            .map(|index| PublishRefused::LoopBehind {
+                index,
+                queued: queued(index),
+                max: self.max_backlog,
+            })
+    }
+
+    /// Loop `index` delivered `fan_out` (or dropped it): its memory leaves the loop's backlog.
+    pub(crate) fn fanned_out(&self, index: usize, fan_out: &FanOut) {
+        self.backlog_by_loop[index].fetch_sub(fan_out.memory(), Ordering::AcqRel);
+    }
+
+    /// Memory of the fan-outs waiting for each loop.
+    pub(crate) fn backlog_by_loop(&self) -> Vec<usize> {
+        let backlog = self.backlog_by_loop.iter();
+        backlog.map(|n| n.load(Ordering::Acquire)).collect()
     }
 
     /// Splits a publish's subscribers by loop and queues each loop's share.
@@ -238,9 +334,16 @@ impl Shared {
                 encodings: Arc::clone(&encodings),
                 subscribers,
             };
+            // Counted before it is visible, so the loop never subtracts what was not added.
+            let memory = fan_out.memory();
+            self.backlog_by_loop[index].fetch_add(memory, Ordering::AcqRel);
             // A closed inbox is a loop that has stopped: nobody there to deliver to.
-            if self.inboxes[index].send(fan_out).is_ok() && index != own {
-                *wake |= 1 << index;
+            if self.inboxes[index].send(fan_out).is_ok() {
+                if index != own {
+                    *wake |= 1 << index;
+                }
+            } else {
+                self.backlog_by_loop[index].fetch_sub(memory, Ordering::AcqRel);
             }
         }
     }
@@ -282,7 +385,7 @@ mod tests {
             message_ttl: std::time::Duration::from_secs(5),
             ..HistoryLimits::default()
         };
-        let (shared, _inboxes) = Shared::new(2, limits);
+        let (shared, _inboxes) = Shared::new(2, limits, usize::MAX);
         let t = Instant::now();
         let mut wake = 0;
         shared.publish("c", "one".into(), t, 1, &mut wake).unwrap();
@@ -299,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_publish_reaches_each_loop_with_its_own_subscribers_in_id_order() {
-        let (shared, inboxes) = Shared::new(2, HistoryLimits::default());
+        let (shared, inboxes) = Shared::new(2, HistoryLimits::default(), usize::MAX);
         let on = |loop_index, key| ClientRef {
             loop_index,
             key,
@@ -346,5 +449,63 @@ mod tests {
         };
         assert!(Arc::ptr_eq(&again[0].encodings, &again[1].encodings));
         assert!(Arc::ptr_eq(&again[0].message, &again[1].message));
+    }
+
+    #[test]
+    fn a_loop_behind_refuses_publishes_that_would_reach_it_until_it_catches_up() {
+        let (shared, inboxes) = Shared::new(2, HistoryLimits::default(), 1000);
+        let on = |loop_index, key| {
+            ClientRef {
+                loop_index,
+                key,
+                serial: key as u64,
+            }
+            .subscriber(Transport::Sse)
+        };
+        shared
+            .hub()
+            .subscribe("far", on(1, 1), Subscription::Stream);
+        shared
+            .hub()
+            .subscribe("near", on(0, 2), Subscription::Stream);
+        let t = Instant::now();
+        let mut wake = 0;
+        let payload = "x".repeat(300);
+        let mut published = 0;
+        let refused = loop {
+            match shared.publish("far", payload.clone().into(), t, 0, &mut wake) {
+                Ok(id) => published = id,
+                Err(refused) => break refused,
+            }
+            assert!(published < 10, "never refused");
+        };
+        let backlog = shared.backlog_by_loop()[1];
+        assert_eq!(
+            refused,
+            PublishRefused::LoopBehind {
+                index: 1,
+                queued: backlog,
+                max: 1000
+            }
+        );
+        assert!(backlog > 1000 && backlog < 1000 + 400, "{backlog}");
+        assert_eq!(shared.hub().last_id("far"), published, "nothing published");
+        assert!(refused.to_string().contains("event loop 1"), "{refused}");
+        // Loop 0's own channel is not held up by loop 1.
+        assert_eq!(shared.publish("near", "y".into(), t, 0, &mut wake), Ok(1));
+        assert_eq!(
+            shared.backlog_by_loop()[0],
+            inboxes[0].try_recv().unwrap().memory()
+        );
+
+        // Loop 1 delivers what waited: its backlog is gone and publishing goes on.
+        for fan_out in inboxes[1].try_iter() {
+            shared.fanned_out(1, &fan_out);
+        }
+        assert_eq!(shared.backlog_by_loop()[1], 0);
+        assert_eq!(
+            shared.publish("far", "z".into(), t, 0, &mut wake),
+            Ok(published + 1)
+        );
     }
 }

@@ -19,6 +19,7 @@ impl App {
             "connections_open": self.shared.connections_open(),
             "threads": self.shared.loops(),
             "connections_by_thread": self.shared.open_by_loop(),
+            "fanout_backlog_bytes_by_thread": self.shared.backlog_by_loop(),
             "transports": transports,
             "hub": {
                 "channels": usage.channels,

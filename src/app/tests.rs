@@ -15,7 +15,7 @@ fn app(now: Instant) -> App {
 /// The application of a one-loop server.
 fn app_with(config: Config, now: Instant) -> App {
     let tracer = Tracer::new(&TraceOptions::default()).expect("no trace sink to open");
-    let (shared, _inboxes) = Shared::new(1, config.history);
+    let (shared, _inboxes) = Shared::new(1, config.history, config.max_fanout_backlog);
     App::new(config, tracer, now, shared, 0)
 }
 

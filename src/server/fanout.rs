@@ -9,6 +9,7 @@ impl EventLoop {
     /// encoded once per transport (for every loop: the encodings travel with it) and every
     /// subscriber's queue shares those bytes.
     pub(super) fn fan_out(&mut self, fan_out: FanOut) {
+        self.app.shared.fanned_out(self.index, &fan_out);
         let FanOut {
             channel,
             message,

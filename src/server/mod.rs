@@ -168,7 +168,7 @@ impl Server {
             polls.push(poll);
         }
         let (peers, commands) = Peers::new(wakers.clone());
-        let (shared, inboxes) = Shared::new(threads, config.history);
+        let (shared, inboxes) = Shared::new(threads, config.history, config.max_fanout_backlog);
         let requested = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let mut loops = Vec::with_capacity(threads);
