@@ -278,3 +278,60 @@ fn requests_after_an_observer_on_the_same_connection_are_traced_and_ids_are_uniq
         "three TCP connections, three ids (slab slots are reused, ids are not): {records:?}"
     );
 }
+
+#[test]
+fn loops_tracing_to_one_file_at_once_never_cut_into_each_others_lines() {
+    const SUBSCRIBERS: usize = 20;
+    const MESSAGES: usize = 20;
+    let path = trace_file("loops");
+    let server = TestServer::start(&[
+        "--no-demo",
+        "--threads",
+        "2",
+        "--trace-file",
+        path.to_str().unwrap(),
+    ]);
+    // Subscribers on both loops: each loop appends a record per event it sends, at the same
+    // moments as the other.
+    let mut streams: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut c = server.connect();
+            c.send(b"GET /sse/both HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert_eq!(c.read_response_head().status, 200);
+            c
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(5), || {
+        server
+            .request(b"GET /stats?channel=both HTTP/1.1\r\nHost: t\r\n\r\n")
+            .json()["channel"]["subscribers"]
+            == SUBSCRIBERS as u64
+    }));
+    for i in 0..MESSAGES {
+        server.publish("both", &format!("message {i}"));
+    }
+    let last = format!("id: {MESSAGES}\n");
+    for s in &mut streams {
+        let mut seen = String::new();
+        while !seen.contains(&last) {
+            seen.push_str(&String::from_utf8_lossy(&s.read_exact_bytes(1)));
+        }
+    }
+    // A message's chunk is a sent record with payload; the file is read once every line of them
+    // is complete, and every line must parse.
+    let sent_events = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("\"kind\":\"sse_chunk\"") && !l.contains("\"payload\":0,"))
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.ends_with('\n') && sent_events(&text) >= SUBSCRIBERS * MESSAGES
+    }));
+    drop(server);
+    let events = records(&path)
+        .iter()
+        .filter(|r| r["kind"] == "sse_chunk" && r["payload"].as_u64() > Some(0))
+        .count();
+    assert_eq!(events, SUBSCRIBERS * MESSAGES);
+}

@@ -1,7 +1,7 @@
 //! Where trace records go: stderr (`--trace`), a JSON Lines file (`--trace-file`), and the
 //! `GET /trace` event stream, whose readers the driver feeds.
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,7 +17,10 @@ use super::Shared;
 #[derive(Default)]
 pub(crate) struct Tracer {
     print: Option<Detail>,
-    file: Option<BufWriter<File>>,
+    /// Opened by each loop for appending: a record goes out as one `write` of its whole line,
+    /// which the kernel appends in one piece, so loops writing at once never cut into each
+    /// other's lines.
+    file: Option<File>,
     filter: Filter,
     preview: usize,
     /// Connections of this loop streaming `GET /trace`, and whether their stream is chunked
@@ -31,9 +34,7 @@ pub(crate) struct Tracer {
 impl Tracer {
     pub(crate) fn new(options: &TraceOptions) -> std::io::Result<Tracer> {
         let file = match &options.file {
-            Some(path) => Some(BufWriter::new(
-                File::options().create(true).append(true).open(path)?,
-            )),
+            Some(path) => Some(File::options().create(true).append(true).open(path)?),
             None => None,
         };
         Ok(Tracer {
@@ -136,8 +137,9 @@ impl Tracer {
                 }
             }
             if let Some(file) = &mut self.file {
-                let line = record.to_json(self.preview).to_string();
-                if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+                let mut line = record.to_json(self.preview).to_string();
+                line.push('\n');
+                if let Err(e) = file.write_all(line.as_bytes()) {
                     log::warn!("trace file: {e}; no longer writing it");
                     self.file = None;
                 }
