@@ -304,3 +304,31 @@ fn with_no_window_every_long_poll_answer_leaves_at_once() {
     assert!(matches!(verdict, Delivery::Queued));
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2]]);
 }
+
+#[test]
+fn a_held_poll_whose_deadline_comes_first_is_answered_with_its_news_not_204() {
+    let t0 = Instant::now();
+    let mut app = app(t0);
+    let mut client = long_poll_client(&app);
+    app.process(WHO, &mut client);
+    publish_and_deliver(&mut app, &mut client, "one", t0);
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
+    app.hub().publish("news", "two".into(), t0).unwrap();
+
+    app.now = t0 + Duration::from_millis(1);
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=1&timeout=0.0005 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    assert!(
+        client.output.is_empty(),
+        "held: {}",
+        drain(&mut client.output)
+    );
+    // The poll's deadline (1.5 ms) comes before the window's end (2 ms).
+    let deadline = app.now + Duration::from_micros(500);
+    assert_eq!(client.session.poll_timeout(true), Some(deadline));
+    app.now = deadline;
+    assert!(!app.on_timeout(WHO, &mut client));
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2]]);
+}

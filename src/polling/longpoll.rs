@@ -55,9 +55,12 @@ impl LongPoll {
         self.answer_at.is_some()
     }
 
-    /// True once a held answer is due: answer 200 with every message after the position.
+    /// True once a held answer is due: answer 200 with every message after the position. That
+    /// is at the window's end, or at the poll's deadline if it comes first (a short
+    /// `timeout=`): news is never answered with 204.
     pub fn is_due(&self, now: Instant) -> bool {
-        self.answer_at.is_some_and(|at| now >= at)
+        self.answer_at
+            .is_some_and(|at| now >= at.min(self.deadline))
     }
 
     /// The channel the poll waits on.
@@ -131,6 +134,10 @@ mod tests {
         let mut short = LongPoll::park("c".into(), 7, ms(1), t0);
         short.hold_until(t0 + ms(2));
         assert_eq!(short.poll_timeout(), t0 + ms(1));
+        assert!(
+            short.is_due(t0 + ms(1)),
+            "due with its news, not expired empty"
+        );
     }
 
     #[test]
