@@ -255,25 +255,31 @@ fn a_long_poll_answered_less_than_the_window_ago_is_held_and_carries_what_came_m
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![4]]);
 }
 
+/// A long-poller answered message 1 at `t0`, whose next poll (`GET /longpoll/news?{query}`)
+/// arrives 1 ms later, with message 2 published meanwhile: inside the 2 ms window.
+fn answered_then_polls_again_with_news(app: &mut App, t0: Instant, query: &str) -> Client {
+    let mut client = long_poll_client(app);
+    app.process(WHO, &mut client);
+    publish_and_deliver(app, &mut client, "one", t0);
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
+    app.hub().publish("news", "two".into(), t0).unwrap();
+    app.now = t0 + Duration::from_millis(1);
+    let request = format!("GET /longpoll/news?{query} HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.input.extend(request.as_bytes());
+    app.process(WHO, &mut client);
+    assert!(
+        client.output.is_empty(),
+        "news, but inside the window: held, not {}",
+        drain(&mut client.output)
+    );
+    client
+}
+
 #[test]
 fn a_poll_with_news_inside_the_window_is_held_and_shutdown_answers_it_with_the_news() {
     let t0 = Instant::now();
     let mut app = app(t0);
-    let mut client = long_poll_client(&app);
-    app.process(WHO, &mut client);
-    publish_and_deliver(&mut app, &mut client, "one", t0);
-    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
-    app.hub().publish("news", "two".into(), t0).unwrap();
-
-    app.now = t0 + Duration::from_millis(1);
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
-    assert!(
-        client.output.is_empty(),
-        "news, but inside the window: held"
-    );
+    let mut client = answered_then_polls_again_with_news(&mut app, t0, "since=1&timeout=30");
     let due = t0 + Duration::from_millis(2);
     assert_eq!(client.session.poll_timeout(true), Some(due));
 
@@ -309,22 +315,8 @@ fn with_no_window_every_long_poll_answer_leaves_at_once() {
 fn a_held_poll_whose_deadline_comes_first_is_answered_with_its_news_not_204() {
     let t0 = Instant::now();
     let mut app = app(t0);
-    let mut client = long_poll_client(&app);
-    app.process(WHO, &mut client);
-    publish_and_deliver(&mut app, &mut client, "one", t0);
-    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
-    app.hub().publish("news", "two".into(), t0).unwrap();
-
-    app.now = t0 + Duration::from_millis(1);
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=1&timeout=0.0005 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
-    assert!(
-        client.output.is_empty(),
-        "held: {}",
-        drain(&mut client.output)
-    );
+    let query = "since=1&timeout=0.0005";
+    let mut client = answered_then_polls_again_with_news(&mut app, t0, query);
     // The poll's deadline (1.5 ms) comes before the window's end (2 ms).
     let deadline = app.now + Duration::from_micros(500);
     assert_eq!(client.session.poll_timeout(true), Some(deadline));
