@@ -245,14 +245,25 @@ fn a_long_poll_answered_less_than_the_window_ago_is_held_and_carries_what_came_m
     assert!(!app.on_timeout(WHO, &mut client));
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2, 3]]);
 
-    // Past the window, a message is answered at once again.
+    // The held answer starts the next window: a message 1 ms after it is held again.
     client
         .input
         .extend(b"GET /longpoll/news?since=3&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
     app.process(WHO, &mut client);
-    let verdict = publish_and_deliver(&mut app, &mut client, "four", ms(4));
-    assert!(matches!(verdict, Delivery::Queued));
+    let verdict = publish_and_deliver(&mut app, &mut client, "four", ms(3));
+    assert!(matches!(verdict, Delivery::Held));
+    app.now = ms(4);
+    assert!(!app.on_timeout(WHO, &mut client));
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![4]]);
+
+    // Past the window, a message is answered at once again.
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=4&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    let verdict = publish_and_deliver(&mut app, &mut client, "five", ms(7));
+    assert!(matches!(verdict, Delivery::Queued));
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![5]]);
 }
 
 /// A long-poller answered message 1 at `t0`, whose next poll (`GET /longpoll/news?{query}`)
@@ -321,6 +332,30 @@ fn a_held_poll_whose_deadline_comes_first_is_answered_with_its_news_not_204() {
     let deadline = app.now + Duration::from_micros(500);
     assert_eq!(client.session.poll_timeout(true), Some(deadline));
     app.now = deadline;
+    assert!(!app.on_timeout(WHO, &mut client));
+    assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2]]);
+}
+
+#[test]
+fn an_answer_given_when_the_poll_arrives_also_starts_a_window() {
+    let t0 = Instant::now();
+    let mut app = app(t0);
+    app.hub().publish("news", "one".into(), t0).unwrap();
+    let mut client = long_poll_client(&app);
+    app.process(WHO, &mut client);
+    assert_eq!(
+        answered_ids(&drain(&mut client.output)),
+        [vec![1]],
+        "at once"
+    );
+    app.hub().publish("news", "two".into(), t0).unwrap();
+    app.now = t0 + Duration::from_millis(1);
+    client
+        .input
+        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    app.process(WHO, &mut client);
+    assert!(client.output.is_empty(), "held until the window ends");
+    app.now = t0 + Duration::from_millis(2);
     assert!(!app.on_timeout(WHO, &mut client));
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2]]);
 }
