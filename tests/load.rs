@@ -68,6 +68,11 @@ fn load_against_pushwire_loses_nothing() {
     assert!(usage.rss_end_bytes > 0);
     let table = load::table(&report);
     assert!(table.contains("lost (holes + tail)"), "{table}");
+    // In JSON each row names its transport, and the sum of them all says so.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["transports"][2]["transport"], "longpoll");
+    assert_eq!(json["total"]["transport"], "all");
+    assert_eq!(json["total"]["delivered"], report.total.delivered);
 }
 
 /// A pub/sub server that loses every fifth message and sends every seventh twice: `POST /pub/x`

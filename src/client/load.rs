@@ -57,7 +57,7 @@ pub struct LoadConfig {
 /// What one transport's subscribers (or, in `total`, all of them) measured during a load run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransportReport {
-    /// The transport (`ws` in the `total` row, which sums every transport).
+    /// The transport (in JSON, `all` in the `total` row, which sums every transport).
     pub transport: Kind,
     /// Subscribers of this transport.
     pub subscribers: usize,
@@ -109,6 +109,14 @@ pub struct ServerUsage {
     pub rss_per_connection_bytes: Option<f64>,
 }
 
+/// The `total` row as JSON: the sum of every transport, so its `transport` says `all` rather
+/// than the kind the summing borrowed.
+fn total_row<S: serde::Serializer>(total: &TransportReport, s: S) -> Result<S::Ok, S::Error> {
+    let mut row = serde_json::to_value(total).map_err(serde::ser::Error::custom)?;
+    row["transport"] = "all".into();
+    row.serialize(s)
+}
+
 /// What `pushwire load` measured: the run's settings, then the figures per transport and in
 /// total, client CPU, and the server's usage when its pid was given.
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +143,8 @@ pub struct LoadReport {
     pub connect_errors: u64,
     /// One report per transport, in the order the subscriber URLs were given.
     pub transports: Vec<TransportReport>,
-    /// Every transport together.
+    /// Every transport together (its `transport` is `all` in JSON).
+    #[serde(serialize_with = "total_row")]
     pub total: TransportReport,
     /// Client CPU per received message, per subscriber thread (µs).
     pub client_cpu_us_per_message: Vec<f64>,
