@@ -79,7 +79,6 @@ impl App {
                 let Some(poll) = h.parked.take() else {
                     return Delivery::Skipped;
                 };
-                h.answered_at = Some(self.now);
                 let since = poll.since();
                 let body = match bodies.iter().find(|(id, _)| *id == since) {
                     Some((_, body)) => body.clone(),
@@ -90,7 +89,7 @@ impl App {
                         body
                     }
                 };
-                self.respond_poll(conn, body);
+                self.answer_long_poll(conn, body);
             }
             _ => return Delivery::Skipped,
         }
@@ -102,7 +101,7 @@ impl App {
     fn answer_held(&mut self, conn: &mut Client, poll: &polling::LongPoll) {
         let backlog = self.hub().since(poll.channel(), poll.since());
         if polling::has_news(&backlog) {
-            self.respond_poll(conn, delivery::poll_body(&backlog));
+            self.answer_long_poll(conn, delivery::poll_body(&backlog));
         } else {
             // Cannot happen while the history keeps a gap or a reset to report; answered as a
             // timeout would be, the client simply asks again.
@@ -139,7 +138,6 @@ impl App {
             Session::Http(h) => {
                 if let Some(poll) = &h.parked {
                     if poll.is_due(now) {
-                        h.answered_at = Some(now);
                         if let Some(poll) = h.parked.take() {
                             self.answer_held(conn, &poll);
                         }

@@ -406,10 +406,7 @@ impl App {
                         poll.hold_until(end);
                         h.parked = Some(poll);
                     }
-                    (true, None) => {
-                        h.answered_at = Some(self.now);
-                        self.respond_poll(conn, delivery::poll_body(&backlog));
-                    }
+                    (true, None) => self.answer_long_poll(conn, delivery::poll_body(&backlog)),
                     (false, _) => h.parked = Some(LongPoll::park(channel, since, wait, self.now)),
                 }
             }
@@ -485,6 +482,15 @@ impl App {
             &[NO_STORE],
             content,
         );
+    }
+
+    /// Answers a long-poll with `body`; the connection's next answer waits for the window that
+    /// starts now (see [`longpoll`]).
+    fn answer_long_poll(&mut self, conn: &mut Client, body: polling::Body) {
+        if let Session::Http(h) = &mut conn.session {
+            h.answered_at = Some(self.now);
+        }
+        self.respond_poll(conn, body);
     }
 
     /// Nothing new for a poll, or a long-poll that timed out.

@@ -228,10 +228,7 @@ fn a_long_poll_answered_less_than_the_window_ago_is_held_and_carries_what_came_m
 
     // The next poll parks; a message inside the window is held, not answered.
     app.now = ms(1) - Duration::from_micros(500);
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
+    poll_again(&mut app, &mut client, "since=1&timeout=30");
     assert!(client.output.is_empty(), "parked");
     let verdict = publish_and_deliver(&mut app, &mut client, "two", ms(1));
     assert!(matches!(verdict, Delivery::Held));
@@ -246,10 +243,7 @@ fn a_long_poll_answered_less_than_the_window_ago_is_held_and_carries_what_came_m
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2, 3]]);
 
     // The held answer starts the next window: a message 1 ms after it is held again.
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=3&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
+    poll_again(&mut app, &mut client, "since=3&timeout=30");
     let verdict = publish_and_deliver(&mut app, &mut client, "four", ms(3));
     assert!(matches!(verdict, Delivery::Held));
     app.now = ms(4);
@@ -257,13 +251,17 @@ fn a_long_poll_answered_less_than_the_window_ago_is_held_and_carries_what_came_m
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![4]]);
 
     // Past the window, a message is answered at once again.
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=4&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
+    poll_again(&mut app, &mut client, "since=4&timeout=30");
     let verdict = publish_and_deliver(&mut app, &mut client, "five", ms(7));
     assert!(matches!(verdict, Delivery::Queued));
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![5]]);
+}
+
+/// `client`'s next `GET /longpoll/news?{query}`, read and processed at `app.now`.
+fn poll_again(app: &mut App, client: &mut Client, query: &str) {
+    let request = format!("GET /longpoll/news?{query} HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.input.extend(request.as_bytes());
+    app.process(WHO, client);
 }
 
 /// A long-poller answered message 1 at `t0`, whose next poll (`GET /longpoll/news?{query}`)
@@ -275,9 +273,7 @@ fn answered_then_polls_again_with_news(app: &mut App, t0: Instant, query: &str) 
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
     app.hub().publish("news", "two".into(), t0).unwrap();
     app.now = t0 + Duration::from_millis(1);
-    let request = format!("GET /longpoll/news?{query} HTTP/1.1\r\nHost: t\r\n\r\n");
-    client.input.extend(request.as_bytes());
-    app.process(WHO, &mut client);
+    poll_again(app, &mut client, query);
     assert!(
         client.output.is_empty(),
         "news, but inside the window: held, not {}",
@@ -313,10 +309,7 @@ fn with_no_window_every_long_poll_answer_leaves_at_once() {
     app.process(WHO, &mut client);
     publish_and_deliver(&mut app, &mut client, "one", t0);
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![1]]);
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
+    poll_again(&mut app, &mut client, "since=1&timeout=30");
     let verdict = publish_and_deliver(&mut app, &mut client, "two", t0);
     assert!(matches!(verdict, Delivery::Queued));
     assert_eq!(answered_ids(&drain(&mut client.output)), [vec![2]]);
@@ -350,10 +343,7 @@ fn an_answer_given_when_the_poll_arrives_also_starts_a_window() {
     );
     app.hub().publish("news", "two".into(), t0).unwrap();
     app.now = t0 + Duration::from_millis(1);
-    client
-        .input
-        .extend(b"GET /longpoll/news?since=1&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
-    app.process(WHO, &mut client);
+    poll_again(&mut app, &mut client, "since=1&timeout=30");
     assert!(client.output.is_empty(), "held until the window ends");
     app.now = t0 + Duration::from_millis(2);
     assert!(!app.on_timeout(WHO, &mut client));

@@ -89,7 +89,7 @@ impl LongPoll {
 /// inside it: an answer due now waits until then. `None` (answer now) when it never answered,
 /// when the window is over, or when the window is zero.
 pub fn window_end(answered: Option<Instant>, window: Duration, now: Instant) -> Option<Instant> {
-    let end = answered? + window;
+    let end = answered?.checked_add(window)?;
     (now < end).then_some(end)
 }
 
