@@ -85,8 +85,10 @@ impl SharedUnit {
 /// A piece of a response body: bytes made for this answer, or a shared message unit.
 #[derive(Debug, Clone)]
 pub enum Part {
-    /// Bytes made for this answer, all of one category (`{"last_id":…`, commas).
+    /// Bytes made for this answer, all of one category (`{"last_id":…`).
     Owned(Vec<u8>, Category),
+    /// Fixed syntax built into the binary, all of one category (a comma, `]}`): no allocation.
+    Static(&'static [u8], Category),
     /// A message's shared encoding and when the message was published (for latency).
     Delivery(Arc<SharedUnit>, Instant),
 }
@@ -96,6 +98,7 @@ impl Part {
     pub fn len(&self) -> usize {
         match self {
             Part::Owned(bytes, _) => bytes.len(),
+            Part::Static(bytes, _) => bytes.len(),
             Part::Delivery(unit, _) => unit.bytes.len(),
         }
     }
@@ -229,12 +232,25 @@ impl OutQueue {
         self.push_entry(Segment::Owned(bytes.to_vec()), layout, None);
     }
 
-    /// Queues `segment` as it is (no copy for shared or static bytes).
+    /// Queues `segment` as it is (no copy for shared or static bytes). Small owned bytes are
+    /// appended to an owned segment at the back when there is one, and moved in otherwise: a
+    /// response head built in its own buffer becomes the entry without a copy.
     pub fn push(&mut self, segment: Segment, layout: Layout) {
         match segment {
-            Segment::Owned(v) if v.len() < COALESCE_LIMIT => self.push_bytes_with(&v, layout),
+            Segment::Owned(v) if v.len() < COALESCE_LIMIT && self.extends_back(&layout) => {
+                self.push_bytes_with(&v, layout)
+            }
             s => self.push_entry(s, layout, None),
         }
+    }
+
+    /// Whether bytes laid out as `layout` would be appended to the owned segment at the back.
+    fn extends_back(&self, layout: &Layout) -> bool {
+        matches!(
+            self.entries.back(),
+            Some(Entry { segment: Segment::Owned(last), layout: last_layout, .. })
+                if last.len() < COALESCE_LIMIT && { *last_layout }.try_extend(layout)
+        )
     }
 
     /// Queues a shared unit that delivers a message published at `published_at`.
@@ -246,14 +262,18 @@ impl OutQueue {
         );
     }
 
-    /// Queues a body part: a copy of owned bytes, or the shared unit itself.
-    pub fn push_part(&mut self, part: Part) {
+    /// Queues a body part: a copy of owned bytes (appended to the response head when it is at
+    /// the back), static bytes as they are, or a reference to the shared unit.
+    pub fn push_part(&mut self, part: &Part) {
         match part {
             Part::Owned(bytes, category) => {
-                let layout = Layout::uniform(category, bytes.len());
-                self.push(Segment::Owned(bytes), layout);
+                self.push_bytes_with(bytes, Layout::uniform(*category, bytes.len()));
             }
-            Part::Delivery(unit, published_at) => self.push_delivery(&unit, published_at),
+            Part::Static(bytes, category) => {
+                let layout = Layout::uniform(*category, bytes.len());
+                self.push(Segment::Static(bytes), layout);
+            }
+            Part::Delivery(unit, published_at) => self.push_delivery(unit, *published_at),
         }
     }
 

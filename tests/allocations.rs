@@ -1,14 +1,16 @@
 //! A stream delivery allocates nothing per subscriber: the message is encoded once per fan-out and
-//! every subscriber's queue takes a reference to the same bytes. Counted with a global allocator
-//! that counts, on the cores the server uses (no socket: the queues are written to a sink).
+//! every subscriber's queue takes a reference to the same bytes. A long-poll round (request in,
+//! answer out) allocates a fixed few times per poller, whatever the answer carries. Counted with a
+//! global allocator that counts each thread's allocations, on the cores the server uses (no
+//! socket: the queues are written to a sink).
 // Tests, benches and the binary drive real sockets and clocks (clippy.toml fences the library).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+use std::cell::Cell;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pushwire::delivery::Encodings;
+use pushwire::delivery::{self, Encodings};
 use pushwire::hub::{HistoryLimits, Hub};
 use pushwire::ledger::Category;
 use pushwire::outbuf::{OutQueue, WriteReport};
@@ -17,12 +19,24 @@ use pushwire::{http1, sse};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// This thread's allocations: tests run side by side and each counts only its own.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn count_one() {
+    // `try_with`: a thread being torn down may still free and allocate.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
 
 // SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: the caller's contract is System's.
         unsafe { System.alloc(layout) }
     }
@@ -31,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: the caller's contract is System's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -97,7 +111,7 @@ fn one_fan_out(hub: &mut Hub, subs: &mut [Sub], report: &mut WriteReport, now: I
         now,
     );
     let message = published.expect("room").message;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let encodings = Encodings::default();
     for sub in subs.iter_mut() {
         match sub {
@@ -116,7 +130,7 @@ fn one_fan_out(hub: &mut Hub, subs: &mut [Sub], report: &mut WriteReport, now: I
         }
     }
     drop(encodings);
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    allocations() - before
 }
 
 #[test]
@@ -137,5 +151,93 @@ fn a_fan_out_allocates_per_message_not_per_subscriber() {
     assert!(
         counts.iter().all(|&n| n <= 16),
         "allocations per fan-out to {SUBSCRIBERS} subscribers: {counts:?}"
+    );
+}
+
+const POLLERS: usize = 200;
+
+fn http_settings() -> http1::Settings {
+    http1::Settings {
+        limits: http1::Limits::default(),
+        head_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        closing_grace: Duration::from_secs(2),
+        max_body: 65536,
+        max_pending_output: 1 << 20,
+    }
+}
+
+/// One long-poll round on the server's path for every poller: its request head read, then, after
+/// a publish, the body encoded once for all of them and each answered with its own head and the
+/// shared body, the queue written out. Returns the allocations the round made, publish excluded.
+fn one_long_poll_round(
+    hub: &mut Hub,
+    pollers: &mut [(http1::Connection, OutQueue)],
+    report: &mut WriteReport,
+    now: Instant,
+) -> usize {
+    let since = hub.last_id("c");
+    let request = format!(
+        "GET /longpoll/c?since={since} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: pushwire-load\r\nAccept: application/json\r\n\r\n"
+    );
+    let since_text = since.to_string();
+    let before = allocations();
+    for (core, q) in pollers.iter_mut() {
+        let r = core.receive(request.as_bytes(), now, q);
+        assert_eq!(r.consumed, request.len());
+        let Some(http1::Event::Head(head)) = r.event else {
+            panic!("no head: {:?}", r.event);
+        };
+        assert_eq!(head.query_param("since"), Some(&*since_text));
+    }
+    let reading = allocations() - before;
+    hub.publish(
+        "c",
+        "a 64-byte payload, the size the comparison uses..".into(),
+        now,
+    )
+    .expect("room");
+    let before = allocations();
+    let body = delivery::poll_body(&hub.since("c", since));
+    assert_eq!(body.messages, 1);
+    for (core, q) in pollers.iter_mut() {
+        let response = http1::Response {
+            status: http1::Status::OK,
+            content_type: Some("application/json"),
+            extra: &[("Cache-Control", "no-store")],
+            content: http1::Content::Parts(body.parts.clone()),
+        };
+        core.respond(response, "Sat, 28 Nov 2026 13:36:16 GMT", now, q);
+        drain(q, report);
+    }
+    drop(body);
+    reading + allocations() - before
+}
+
+#[test]
+fn a_long_poll_round_allocates_a_few_times_per_poller() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HistoryLimits::default());
+    let mut pollers: Vec<_> = (0..POLLERS)
+        .map(|_| {
+            (
+                http1::Connection::new(http_settings(), now),
+                OutQueue::new(),
+            )
+        })
+        .collect();
+    let mut report = WriteReport::default();
+    for _ in 0..3 {
+        one_long_poll_round(&mut hub, &mut pollers, &mut report, now);
+    }
+    let counts: Vec<usize> = (0..5)
+        .map(|_| one_long_poll_round(&mut hub, &mut pollers, &mut report, now))
+        .collect();
+    // Per poller: the request head's bytes and its list of fields, the response head (the
+    // envelope is appended to it, the message's JSON and the closing `]}` are referenced). The
+    // body itself is made once for all of them.
+    assert!(
+        counts.iter().all(|&n| n <= 3 * POLLERS + 16),
+        "allocations per long-poll round of {POLLERS} pollers: {counts:?}"
     );
 }

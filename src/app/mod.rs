@@ -279,7 +279,11 @@ impl App {
         let route = router::route(&head);
         let transport = route.as_ref().map_or(Transport::Other, Route::transport);
         self.set_transport(conn, transport);
-        conn.channel = route.as_ref().ok().and_then(Route::channel).map(Box::from);
+        // A keep-alive client asks for the same channel again and again: keep its name.
+        let channel = route.as_ref().ok().and_then(Route::channel);
+        if conn.channel.as_deref() != channel {
+            conn.channel = channel.map(Box::from);
+        }
         let head_category = match route {
             Ok(Route::WebSocket { .. }) => Category::WsHandshake,
             _ => Category::RequestHead,

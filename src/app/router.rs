@@ -330,7 +330,7 @@ pub(crate) fn route(head: &RequestHead) -> Result<Route, RouteError> {
 }
 
 fn require_method(head: &RequestHead, method: &'static str) -> Result<(), RouteError> {
-    if head.method == method {
+    if head.method() == method {
         return Ok(());
     }
     Err(RouteError::MethodNotAllowed {

@@ -85,12 +85,9 @@ impl App {
         // The Origin was checked with the route (`router::check_access`): same origin, listed in
         // `--allowed-origin`, or absent (browsers always send one, RFC 6455 §4.1: a request
         // without is no page of another site).
-        let headers: Vec<(&str, &[u8])> = head
-            .headers
-            .iter()
-            .map(|h| (h.name.as_str(), h.value.as_slice()))
-            .collect();
-        let accept = match websocket::validate_upgrade(&head.method, head.minor_version, &headers) {
+        let headers: Vec<(&str, &[u8])> = head.headers().collect();
+        let accept = match websocket::validate_upgrade(head.method(), head.minor_version, &headers)
+        {
             Ok(accept) => accept,
             Err(e) => {
                 let refusal = Refusal {

@@ -37,7 +37,7 @@ pub fn render(data: &[u8]) {
     match HeadReader::new().decode(data, &Limits::default()) {
         Ok(Some(head)) => {
             let line = head.to_string();
-            assert!(line.starts_with(&head.method));
+            assert!(line.starts_with(head.method()));
         }
         Ok(None) => {}
         Err(e) => {

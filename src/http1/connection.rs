@@ -18,6 +18,7 @@
 //! ```
 //! One request at a time: while the application owes a response (a parked long-poll, say) the
 //! bytes of pipelined requests stay in the caller's buffer, unconsumed.
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::body::{BodyDecoder, BodyFraming};
@@ -167,8 +168,8 @@ pub enum Content {
     Owned(Vec<u8>, Category),
     /// A page built into the binary.
     Static(&'static [u8]),
-    /// Owned pieces and shared message units (a poll answer).
-    Parts(Vec<Part>),
+    /// Pieces shared by every answer that carries the same messages (a poll answer).
+    Parts(Arc<[Part]>),
 }
 
 impl Content {
@@ -400,7 +401,8 @@ impl Connection {
     pub fn respond(&mut self, response: Response, date: &str, now: Instant, out: &mut OutQueue) {
         let exchange = self.exchange();
         let keep_alive = exchange.keep_alive && !self.shutting_down && !self.is_closing();
-        let mut head = Vec::with_capacity(160);
+        // Room for the head (about 130 bytes) and a poll answer's envelope appended to it.
+        let mut head = Vec::with_capacity(256);
         ResponseHead {
             status: response.status,
             minor_version: exchange.minor_version,
@@ -416,7 +418,8 @@ impl Connection {
             extra: response.extra,
         }
         .encode(&mut head);
-        out.push_bytes(&head, Category::ResponseHead);
+        let layout = Layout::uniform(Category::ResponseHead, head.len());
+        out.push(Segment::Owned(head), layout);
         match response.content {
             Content::Empty => {}
             Content::Owned(bytes, category) => {
@@ -429,7 +432,7 @@ impl Connection {
                     Layout::uniform(Category::Other, bytes.len()),
                 );
             }
-            Content::Parts(parts) => parts.into_iter().for_each(|p| out.push_part(p)),
+            Content::Parts(parts) => parts.iter().for_each(|p| out.push_part(p)),
         }
         self.requests += 1;
         self.last_activity = now;

@@ -1,6 +1,7 @@
 //! The request head: finding its end without rescanning, enforcing size limits, and parsing it with
 //! `httparse` into an owned [`RequestHead`].
 use std::fmt;
+use std::ops::Range;
 
 use super::error::RequestError;
 
@@ -25,31 +26,54 @@ impl Default for Limits {
     }
 }
 
-/// One header field as received: the name as sent (compare it case-insensitively) and the raw value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The field name as sent, original case.
-    pub name: String,
-    /// The raw field value as httparse returns it; bytes, not necessarily UTF-8.
-    pub value: Vec<u8>,
-}
-
-/// A parsed, owned request head.
+/// A parsed, owned request head: one copy of its bytes and where each part lies in them. A
+/// request costs two allocations (the bytes and the list of fields) whatever it carries, where
+/// an owned string per method, target, name and value cost a long-poll seven.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
-    /// The method as sent; methods are case-sensitive (`GET`, `POST`, …).
-    pub method: String,
-    /// The request target as sent (origin form: path and optional query).
-    pub target: String,
+    /// The head as received, up to the end of its last field.
+    bytes: Box<[u8]>,
+    /// The method as sent, in `bytes`.
+    method: Range<u32>,
+    /// The request target as sent, in `bytes`.
+    target: Range<u32>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
-    /// Every header field, in the order received.
-    pub headers: Vec<Header>,
+    /// Each field's name and value, in `bytes`, in the order received.
+    fields: Vec<(Range<u32>, Range<u32>)>,
     /// Bytes the head took on the wire, blank line included.
     pub len: usize,
 }
 
 impl RequestHead {
+    /// The text at `range`: httparse handed out method, target and names as `str`, so the check
+    /// cannot fail (an empty string if it ever did).
+    fn text(&self, range: &Range<u32>) -> &str {
+        std::str::from_utf8(self.raw(range)).unwrap_or_default()
+    }
+
+    fn raw(&self, range: &Range<u32>) -> &[u8] {
+        &self.bytes[range.start as usize..range.end as usize]
+    }
+
+    /// The method as sent; methods are case-sensitive (`GET`, `POST`, …).
+    pub fn method(&self) -> &str {
+        self.text(&self.method)
+    }
+
+    /// The request target as sent (origin form: path and optional query).
+    pub fn target(&self) -> &str {
+        self.text(&self.target)
+    }
+
+    /// Every header field, in the order received: the name as sent (compare it
+    /// case-insensitively) and the raw value (bytes, not necessarily UTF-8).
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|(name, value)| (self.text(name), self.raw(value)))
+    }
+
     /// The value of the first header field called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers_named(name).next()
@@ -60,10 +84,10 @@ impl RequestHead {
     where
         'a: 'n,
     {
-        self.headers
+        self.fields
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+            .filter(move |(n, _)| self.raw(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| self.raw(value))
     }
 
     /// True when a comma-separated header (`Connection`, `Upgrade`, …) lists `token`
@@ -78,9 +102,10 @@ impl RequestHead {
     /// The path part of the target. The absolute form (`http://host/path`, RFC 9112 §3.2.2, which
     /// a server MUST accept) is reduced to its path.
     pub fn path(&self) -> &str {
-        let without_query = match self.target.find('?') {
-            Some(i) => &self.target[..i],
-            None => &self.target,
+        let target = self.target();
+        let without_query = match target.find('?') {
+            Some(i) => &target[..i],
+            None => target,
         };
         let scheme_end = without_query
             .get(..8)
@@ -102,7 +127,8 @@ impl RequestHead {
 
     /// The query part of the target, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.target.find('?').map(|i| &self.target[i + 1..])
+        let target = self.target();
+        target.find('?').map(|i| &target[i + 1..])
     }
 
     /// The value of query parameter `key` (first occurrence); no percent-decoding, since every
@@ -130,10 +156,10 @@ impl fmt::Display for RequestHead {
         write!(
             f,
             "{} {} HTTP/1.{} ({} headers, {} bytes)",
-            self.method,
-            self.target,
+            self.method(),
+            self.target(),
             self.minor_version,
-            self.headers.len(),
+            self.fields.len(),
             self.len
         )
     }
@@ -169,7 +195,8 @@ impl HeadReader {
             return Ok(None);
         };
         self.scanned = 0;
-        if end > limits.max_head {
+        // The spans of an owned head are u32: no configured limit lets a larger one through.
+        if end > limits.max_head || u32::try_from(end).is_err() {
             return Err(RequestError::HeadTooLarge);
         }
         parse(&buf[..end]).map(Some)
@@ -249,15 +276,8 @@ fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
     else {
         return Err(RequestError::MalformedHead(httparse::Error::Token));
     };
-    let headers: Vec<Header> = req
+    let hosts = req
         .headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: h.value.to_owned(),
-        })
-        .collect();
-    let hosts = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("host"))
         .count();
@@ -266,11 +286,31 @@ fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
         (1, 0) => return Err(RequestError::MissingHost),
         _ => {}
     }
+    // Every piece httparse returns is a slice of `head`; its place there is its span. The copy
+    // keeps the head up to the end of its last piece (not the blank line).
+    let span = |piece: &[u8]| {
+        let start = piece.as_ptr() as usize - head.as_ptr() as usize;
+        start as u32..(start + piece.len()) as u32
+    };
+    let method = span(method.as_bytes());
+    let target = span(target.as_bytes());
+    let fields: Vec<_> = req
+        .headers
+        .iter()
+        .map(|h| (span(h.name.as_bytes()), span(h.value)))
+        .collect();
+    let end = fields
+        .iter()
+        .map(|(_, value)| value.end)
+        .chain([target.end])
+        .max()
+        .unwrap_or(target.end);
     Ok(RequestHead {
-        method: method.to_owned(),
-        target: target.to_owned(),
+        bytes: head[..end as usize].into(),
+        method,
+        target,
         minor_version,
-        headers,
+        fields,
         len: head.len(),
     })
 }
@@ -325,13 +365,34 @@ mod tests {
     fn decodes_simple_get() {
         let h =
             decode_three_ways(b"GET /poll/a?since=3 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
-        assert_eq!(h.method, "GET");
+        assert_eq!(h.method(), "GET");
         assert_eq!(h.path(), "/poll/a");
         assert_eq!(h.query_param("since"), Some("3"));
         assert_eq!(h.minor_version, 1);
         assert_eq!(h.header("ACCEPT"), Some(&b"*/*"[..]));
         assert_eq!(h.len, 54);
         assert!(h.keep_alive());
+    }
+
+    #[test]
+    fn every_field_is_kept_in_order_with_its_raw_value() {
+        let h = decode_three_ways(
+            b"POST /pub/a HTTP/1.1\r\nHost: x\r\nX-Odd: caf\xe9 \r\nhost-ish: y\r\n\r\n",
+        );
+        assert_eq!(h.method(), "POST");
+        assert_eq!(h.target(), "/pub/a");
+        let fields: Vec<(&str, &[u8])> = h.headers().collect();
+        assert_eq!(
+            fields,
+            [
+                ("Host", &b"x"[..]),
+                ("X-Odd", &b"caf\xe9"[..]),
+                ("host-ish", &b"y"[..])
+            ]
+        );
+        assert_eq!(h.header("x-odd"), Some(&b"caf\xe9"[..]));
+        assert_eq!(h.header("host"), Some(&b"x"[..]));
+        assert_eq!(h.to_string(), "POST /pub/a HTTP/1.1 (3 headers, 60 bytes)");
     }
 
     #[test]

@@ -213,6 +213,33 @@ fn small_owned_pieces_share_one_slice() {
 }
 
 #[test]
+fn an_owned_segment_moves_in_unless_it_can_be_appended() {
+    // Into an empty queue (or behind shared bytes) the buffer itself becomes the entry: its
+    // capacity is what the queue holds, where a copy would hold only its length.
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+    let at = head.as_ptr();
+    let mut q = OutQueue::new();
+    q.push(
+        Segment::Owned(head),
+        Layout::uniform(Category::ResponseHead, 19),
+    );
+    assert!(matches!(&q.entries[0].segment, Segment::Owned(v) if v.as_ptr() == at));
+    assert_eq!(q.heap, 256);
+    // Behind an owned segment it is appended, and the body part after it too.
+    q.push(
+        Segment::Owned(b"{".to_vec()),
+        Layout::uniform(Category::JsonEnvelope, 1),
+    );
+    q.push_part(&Part::Owned(b"\"a\"".to_vec(), Category::JsonEnvelope));
+    q.push_part(&Part::Static(b"}", Category::JsonEnvelope));
+    assert_eq!(q.entries.len(), 2);
+    let (out, _, report) = write_once(q);
+    assert_eq!(out, b"HTTP/1.1 200 OK\r\n\r\n{\"a\"}");
+    assert_eq!(report.by_category[Category::JsonEnvelope.index()], 5);
+}
+
+#[test]
 fn pieces_of_the_coalescing_limit_get_their_own_slice() {
     // Appending stops once the last piece has reached the limit.
     let mut q = OutQueue::new();

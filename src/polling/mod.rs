@@ -124,8 +124,10 @@ pub fn has_news<C>(backlog: &Backlog<C>) -> bool {
 /// The JSON body answering a poll.
 #[derive(Debug, Clone)]
 pub struct Body {
-    /// The envelope made for this response and each message's shared JSON object.
-    pub parts: Vec<Part>,
+    /// The envelope and each message's shared JSON object. Every long-poll parked after the same
+    /// id is answered with the same body, so the parts are shared too: answering one more poll
+    /// takes a reference, not a copy.
+    pub parts: Arc<[Part]>,
     /// Total length, for Content-Length.
     pub len: usize,
     /// Messages carried.
@@ -149,17 +151,17 @@ pub fn encode_body<C>(backlog: &Backlog<C>, json: impl Fn(&Message<C>) -> Arc<Sh
     parts.push(Part::Owned(head.into_bytes(), Category::JsonEnvelope));
     for (i, m) in backlog.messages.iter().enumerate() {
         if i > 0 {
-            parts.push(Part::Owned(b",".to_vec(), Category::JsonEnvelope));
+            parts.push(Part::Static(b",", Category::JsonEnvelope));
             len += 1;
         }
         let unit = json(m);
         len += unit.bytes.len();
         parts.push(Part::Delivery(unit, m.published_at));
     }
-    parts.push(Part::Owned(b"]}".to_vec(), Category::JsonEnvelope));
+    parts.push(Part::Static(b"]}", Category::JsonEnvelope));
     len += 2;
     Body {
-        parts,
+        parts: parts.into(),
         len,
         messages: backlog.messages.len(),
     }
@@ -177,6 +179,7 @@ mod tests {
             .iter()
             .flat_map(|p| match p {
                 Part::Owned(v, _) => v.clone(),
+                Part::Static(v, _) => v.to_vec(),
                 Part::Delivery(unit, _) => unit.bytes.to_vec(),
             })
             .collect();
