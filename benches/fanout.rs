@@ -4,11 +4,11 @@
 //! - SSE and WebSocket: the message is encoded once (`delivery::Encodings`, one per fan-out as
 //!   in the server's `fan_out`) and each subscriber's queue gets a `Segment::Shared` pointing at
 //!   the same bytes: a lookup, a reference count increment and a queue push per subscriber.
-//! - Long polling: the woken pollers that waited after the same id share one body built from the
-//!   hub (`Hub::since`, `delivery::poll_body`), but each answer is its own response, given by the
-//!   poller's own `http1::Connection::respond`: per poller the body's parts are cloned, a response
-//!   head is encoded, head and envelope are copied into the queue and the message's shared JSON
-//!   is referenced.
+//! - Long polling: the woken pollers that waited after the same id share one answer (as the
+//!   server's `app::SharedAnswer`): its body built once from the hub (`Hub::since`,
+//!   `delivery::poll_body`) and its response head encoded once per exchange met. Each poller's
+//!   own `http1::Connection::respond_shared` queues references to head, envelope and the
+//!   message's JSON, and moves the connection on to its next request.
 //!
 //! Queues are warm (drained once, capacity kept), as in a steady state; Throughput is per
 //! subscriber.
@@ -118,14 +118,44 @@ fn subscribers(n: usize, transport: &str) -> Vec<Subscriber> {
         .collect()
 }
 
+/// A long-poll answer shared by a fan-out, as the server's `app::SharedAnswer`: the body, and
+/// its head for each exchange met.
+struct Answer {
+    body: polling::Body,
+    heads: Vec<(http1::Exchange, Arc<SharedUnit>)>,
+}
+
+impl Answer {
+    fn response(&self) -> Response<'static> {
+        Response {
+            status: Status::OK,
+            content_type: Some("application/json"),
+            extra: &[("Cache-Control", "no-store")],
+            content: Content::Parts(self.body.parts.clone()),
+        }
+    }
+
+    fn head(&mut self, exchange: http1::Exchange) -> Arc<SharedUnit> {
+        if let Some((_, head)) = self.heads.iter().find(|(e, _)| *e == exchange) {
+            return head.clone();
+        }
+        let mut bytes = Vec::with_capacity(160);
+        http1::encode_head(exchange, &self.response(), DATE, &mut bytes);
+        let layout = Layout::uniform(Category::ResponseHead, bytes.len());
+        let head = Arc::new(SharedUnit::new(bytes, layout));
+        self.heads.push((exchange, head.clone()));
+        head
+    }
+}
+
 /// Delivers `message` to one subscriber along the server's path: the shared encoding queued on a
-/// stream, or the woken long-poll answered with a response of its own (head encoded for it, the
-/// shared body's envelope copied, the message's JSON referenced).
+/// stream, or the woken long-poll answered with references to the fan-out's shared answer (its
+/// head for this poll's exchange, the envelope, the message's JSON).
 fn deliver(
     sub: &mut Subscriber,
     message: &Message,
     encodings: &Encodings,
-    body: Option<&polling::Body>,
+    answer: Option<&mut Answer>,
     now: Instant,
 ) {
     match sub {
@@ -136,14 +166,9 @@ fn deliver(
             ws.deliver(&encodings.ws_frame(message), message.published_at, q);
         }
         Subscriber::LongPoll(core, q) => {
-            let Some(body) = body else { return };
-            let response = Response {
-                status: Status::OK,
-                content_type: Some("application/json"),
-                extra: &[("Cache-Control", "no-store")],
-                content: Content::Parts(body.parts.clone()),
-            };
-            core.respond(response, DATE, now, q);
+            let Some(answer) = answer else { return };
+            let content = answer.response().content;
+            core.respond_shared(content, |exchange| answer.head(exchange), now, q);
         }
     }
 }
@@ -217,11 +242,13 @@ fn bench(c: &mut Criterion) {
                         let published = hub.publish("c", DATA.into(), now).expect("room");
                         let message = &published.message;
                         let encodings = Encodings::default();
-                        // Every poller waited after the previous id: one body for all.
-                        let body = (transport == "long_poll_wake")
-                            .then(|| delivery::poll_body(&hub.since("c", message.id - 1)));
+                        // Every poller waited after the previous id: one answer for all.
+                        let mut answer = (transport == "long_poll_wake").then(|| Answer {
+                            body: delivery::poll_body(&hub.since("c", message.id - 1)),
+                            heads: Vec::new(),
+                        });
                         for sub in subs.iter_mut() {
-                            deliver(sub, message, &encodings, body.as_ref(), now);
+                            deliver(sub, message, &encodings, answer.as_mut(), now);
                         }
                         black_box(&subs);
                     },

@@ -85,8 +85,9 @@ impl SharedUnit {
 /// A piece of a response body: bytes made for this answer, or a shared message unit.
 #[derive(Debug, Clone)]
 pub enum Part {
-    /// Bytes made for this answer, all of one category (`{"last_id":…`).
-    Owned(Vec<u8>, Category),
+    /// Bytes made once for every answer that carries the same messages, all of one category
+    /// (`{"last_id":…`).
+    Shared(Arc<[u8]>, Category),
     /// Fixed syntax built into the binary, all of one category (a comma, `]}`): no allocation.
     Static(&'static [u8], Category),
     /// A message's shared encoding and when the message was published (for latency).
@@ -97,7 +98,7 @@ impl Part {
     /// Bytes the part adds to the body: its share of the `Content-Length`.
     pub fn len(&self) -> usize {
         match self {
-            Part::Owned(bytes, _) => bytes.len(),
+            Part::Shared(bytes, _) => bytes.len(),
             Part::Static(bytes, _) => bytes.len(),
             Part::Delivery(unit, _) => unit.bytes.len(),
         }
@@ -253,6 +254,11 @@ impl OutQueue {
         )
     }
 
+    /// Queues a shared unit that carries no message (a response head shared by many answers).
+    pub fn push_shared(&mut self, unit: &SharedUnit) {
+        self.push_entry(Segment::Shared(unit.bytes.clone()), unit.layout, None);
+    }
+
     /// Queues a shared unit that delivers a message published at `published_at`.
     pub fn push_delivery(&mut self, unit: &SharedUnit, published_at: Instant) {
         self.push_entry(
@@ -262,12 +268,12 @@ impl OutQueue {
         );
     }
 
-    /// Queues a body part: a copy of owned bytes (appended to the response head when it is at
-    /// the back), static bytes as they are, or a reference to the shared unit.
+    /// Queues a body part as it is: a reference to shared bytes, or static ones.
     pub fn push_part(&mut self, part: &Part) {
         match part {
-            Part::Owned(bytes, category) => {
-                self.push_bytes_with(bytes, Layout::uniform(*category, bytes.len()));
+            Part::Shared(bytes, category) => {
+                let layout = Layout::uniform(*category, bytes.len());
+                self.push_entry(Segment::Shared(bytes.clone()), layout, None);
             }
             Part::Static(bytes, category) => {
                 let layout = Layout::uniform(*category, bytes.len());

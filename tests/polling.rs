@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     Client, TestServer, assert_still_serving, longpoll_request, poll_request, publish_request,
+    wait_until,
 };
 
 #[test]
@@ -181,6 +182,66 @@ fn http10_longpoll_is_answered_in_http10() {
     assert_eq!(r.status, 200);
     assert_eq!(r.message_data(), ["x"]);
     client.assert_closed();
+}
+
+/// One fan-out answers every poll parked after the same id with one shared answer, its head
+/// made once per exchange: each poller still gets the head its own request calls for.
+#[test]
+fn one_fan_out_answers_each_poller_in_its_own_version_and_connection_mode() {
+    let server = TestServer::start(&[]);
+    let subscribers = || {
+        server
+            .request(b"GET /stats?channel=mixed HTTP/1.1\r\nHost: t\r\n\r\n")
+            .json()["channel"]["subscribers"]
+            .as_u64()
+    };
+    let requests: [&[u8]; 4] = [
+        b"GET /longpoll/mixed?since=0&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /longpoll/mixed?since=0&timeout=30 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET /longpoll/mixed?since=0&timeout=30 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /longpoll/mixed?since=0&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ];
+    let mut pollers: Vec<Client> = requests
+        .iter()
+        .map(|request| {
+            let mut c = server.connect();
+            c.send(request);
+            c
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(5), || subscribers() == Some(4)));
+    server.publish("mixed", "to all four");
+    let answers: Vec<_> = pollers.iter_mut().map(Client::read_response).collect();
+    for r in &answers {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.message_data(), ["to all four"]);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+    let modes: Vec<_> = answers
+        .iter()
+        .map(|r| (r.version.as_str(), r.header("connection")))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("HTTP/1.1", None),
+            ("HTTP/1.1", Some("close")),
+            ("HTTP/1.0", Some("keep-alive")),
+            ("HTTP/1.1", None),
+        ]
+    );
+    pollers[1].assert_closed();
+    // The others stay open and serve their next request.
+    for i in [0, 2, 3] {
+        let next = String::from_utf8_lossy(requests[i]).replace("since=0", "since=1");
+        pollers[i].send(next.as_bytes());
+    }
+    assert!(wait_until(Duration::from_secs(5), || subscribers() == Some(3)));
+    server.publish("mixed", "again");
+    for i in [0, 2, 3] {
+        let r = pollers[i].read_response();
+        assert_eq!(r.json()["last_id"], 2, "{r:?}");
+    }
 }
 
 /// Publishes `count` messages on `publishers` keep-alive connections while `pollers` clients chase

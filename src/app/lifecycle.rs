@@ -2,7 +2,7 @@
 //! session's deadlines passes, the server shuts down.
 use std::time::Instant;
 
-use super::{App, Client, ClientRef, Delivery, Feed, RouteError, Session};
+use super::{App, Client, ClientRef, Delivery, Feed, RouteError, Session, SharedAnswer};
 use crate::delivery::{self, Encodings, Message};
 use crate::http1::{self, Expiry};
 use crate::ledger::{Counter, Transport};
@@ -19,7 +19,7 @@ impl App {
         channel: &str,
         message: &Message,
         encodings: &Encodings,
-        bodies: &mut Vec<(u64, polling::Body)>,
+        answers: &mut Vec<SharedAnswer>,
     ) -> Delivery {
         let max_pending = self.config.max_pending_output;
         if conn.replaying {
@@ -80,16 +80,15 @@ impl App {
                     return Delivery::Skipped;
                 };
                 let since = poll.since();
-                let body = match bodies.iter().find(|(id, _)| *id == since) {
-                    Some((_, body)) => body.clone(),
+                let i = match answers.iter().position(|a| a.since == since) {
+                    Some(i) => i,
                     None => {
                         let backlog = self.hub().since(poll.channel(), since);
-                        let body = delivery::poll_body(&backlog);
-                        bodies.push((since, body.clone()));
-                        body
+                        answers.push(SharedAnswer::new(since, delivery::poll_body(&backlog)));
+                        answers.len() - 1
                     }
                 };
-                self.answer_long_poll(conn, body);
+                self.answer_long_poll_shared(conn, &mut answers[i]);
             }
             _ => return Delivery::Skipped,
         }

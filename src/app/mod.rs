@@ -31,12 +31,57 @@ use crate::http1::{
     self, BodyPlan, Content, DateCache, Event, Refusal, RequestHead, Response, Status,
 };
 use crate::hub::{Hub, Subscription};
-use crate::ledger::{ByCategory, Category, Counter, Ledger, Transport};
+use crate::ledger::{ByCategory, Category, Counter, Layout, Ledger, Transport};
+use crate::outbuf::SharedUnit;
 use crate::polling::{self, LongPoll, longpoll};
 use crate::websocket;
 
 /// Extra header fields of every poll answer: a poll result must never come from a cache.
 const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
+
+/// The response answering a poll with `body`: JSON, not to be stored by caches.
+fn poll_response(body: &polling::Body) -> Response<'static> {
+    Response {
+        status: Status::OK,
+        content_type: Some("application/json"),
+        extra: &[NO_STORE],
+        content: Content::Parts(body.parts.clone()),
+    }
+}
+
+/// A long-poll answer that one fan-out shares among every poll it wakes after the same id: the
+/// body, made once, and its response head, made once for each exchange met (HTTP/1.0 or 1.1,
+/// kept alive or not, the only ways two of these heads differ: a fan-out runs within one loop
+/// turn, so they carry the same `Date`).
+pub(crate) struct SharedAnswer {
+    /// The id the polls waited after.
+    pub since: u64,
+    body: polling::Body,
+    heads: Vec<(http1::Exchange, Arc<SharedUnit>)>,
+}
+
+impl SharedAnswer {
+    pub(crate) fn new(since: u64, body: polling::Body) -> SharedAnswer {
+        SharedAnswer {
+            since,
+            body,
+            heads: Vec::new(),
+        }
+    }
+
+    /// The head for `exchange`, encoded the first time it is asked for.
+    fn head(&mut self, exchange: http1::Exchange, date: &str) -> Arc<SharedUnit> {
+        if let Some((_, head)) = self.heads.iter().find(|(e, _)| *e == exchange) {
+            return head.clone();
+        }
+        let mut bytes = Vec::with_capacity(160);
+        http1::encode_head(exchange, &poll_response(&self.body), date, &mut bytes);
+        let layout = Layout::uniform(Category::ResponseHead, bytes.len());
+        let head = Arc::new(SharedUnit::new(bytes, layout));
+        self.heads.push((exchange, head.clone()));
+        head
+    }
+}
 
 /// The demo page, embedded in the binary.
 const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
@@ -478,14 +523,32 @@ impl App {
     pub(crate) fn respond_poll(&mut self, conn: &mut Client, body: polling::Body) {
         self.ledger
             .count(conn.transport, Counter::Messages, body.messages as u64);
-        let content = Content::Parts(body.parts);
-        self.respond(
-            conn,
-            Status::OK,
-            Some("application/json"),
-            &[NO_STORE],
+        let Response {
+            status,
+            content_type,
+            extra,
             content,
+        } = poll_response(&body);
+        self.respond(conn, status, content_type, extra, content);
+    }
+
+    /// Answers a long-poll a fan-out woke with the answer it shares among every poll parked
+    /// after the same id: body and head are referenced, not encoded again.
+    pub(crate) fn answer_long_poll_shared(&mut self, conn: &mut Client, answer: &mut SharedAnswer) {
+        let Session::Http(h) = &mut conn.session else {
+            return;
+        };
+        h.answered_at = Some(self.now);
+        let date = self.date.value();
+        h.core.respond_shared(
+            Content::Parts(answer.body.parts.clone()),
+            |exchange| answer.head(exchange, date),
+            self.now,
+            &mut conn.output,
         );
+        let count = answer.body.messages as u64;
+        self.ledger.count(conn.transport, Counter::Messages, count);
+        self.ledger.count(conn.transport, Counter::Responses, 1);
     }
 
     /// Answers a long-poll with `body`; the connection's next answer waits for the window that

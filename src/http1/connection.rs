@@ -26,7 +26,7 @@ use super::error::RequestError;
 use super::request::{HeadReader, Limits, RequestHead, leading_empty_lines};
 use super::response::{CONTINUE_100, ResponseBody, ResponseHead, Status};
 use crate::ledger::{ByCategory, Category, Layout};
-use crate::outbuf::{OutQueue, Part, Segment};
+use crate::outbuf::{OutQueue, Part, Segment, SharedUnit};
 
 /// The limits and timeouts of every connection.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +194,26 @@ pub struct Response<'a> {
     pub extra: &'a [(&'a str, &'a str)],
     /// The body, always sent with a `Content-Length`.
     pub content: Content,
+}
+
+/// Appends the head of `response` in `exchange` to `out`: the bytes [`Connection::respond`]
+/// writes, for a caller that shares one head among connections ([`Connection::respond_shared`]).
+pub fn encode_head(exchange: Exchange, response: &Response, date: &str, out: &mut Vec<u8>) {
+    ResponseHead {
+        status: response.status,
+        minor_version: exchange.minor_version,
+        date,
+        body: ResponseBody::Length(response.content.len()),
+        // HTTP/1.1 keeps alive unless told; HTTP/1.0 is told both ways.
+        keep_alive: if exchange.keep_alive && exchange.minor_version == 1 {
+            None
+        } else {
+            Some(exchange.keep_alive)
+        },
+        content_type: response.content_type,
+        extra: response.extra,
+    }
+    .encode(out);
 }
 
 /// A request the server will not serve: the status, why (the plain-text body), and any header
@@ -397,30 +417,52 @@ impl Connection {
         }
     }
 
+    /// The exchange the response to the current request will have: the request's version, and
+    /// whether the connection stays open after it (the client allows it, and the server is
+    /// neither shutting down nor closing the connection). Responses with the same exchange,
+    /// status, header fields and body length have the same head, byte for byte.
+    pub fn response_exchange(&self) -> Exchange {
+        let exchange = self.exchange();
+        Exchange {
+            keep_alive: exchange.keep_alive && !self.shutting_down && !self.is_closing(),
+            ..exchange
+        }
+    }
+
     /// Queues the response to the current request, then waits for the next request or closes.
     pub fn respond(&mut self, response: Response, date: &str, now: Instant, out: &mut OutQueue) {
-        let exchange = self.exchange();
-        let keep_alive = exchange.keep_alive && !self.shutting_down && !self.is_closing();
-        // Room for the head (about 130 bytes) and a poll answer's envelope appended to it.
+        let exchange = self.response_exchange();
         let mut head = Vec::with_capacity(256);
-        ResponseHead {
-            status: response.status,
-            minor_version: exchange.minor_version,
-            date,
-            body: ResponseBody::Length(response.content.len()),
-            // HTTP/1.1 keeps alive unless told; HTTP/1.0 is told both ways.
-            keep_alive: if keep_alive && exchange.minor_version == 1 {
-                None
-            } else {
-                Some(keep_alive)
-            },
-            content_type: response.content_type,
-            extra: response.extra,
-        }
-        .encode(&mut head);
+        encode_head(exchange, &response, date, &mut head);
         let layout = Layout::uniform(Category::ResponseHead, head.len());
         out.push(Segment::Owned(head), layout);
-        match response.content {
+        self.finish_response(exchange, response.content, now, out);
+    }
+
+    /// Queues the response to the current request with a head encoded once and shared: `head`
+    /// returns the head of this response for the exchange it is given (see [`encode_head`]), from
+    /// a cache kept by whoever answers many connections alike (a fan-out waking long polls).
+    pub fn respond_shared(
+        &mut self,
+        content: Content,
+        head: impl FnOnce(Exchange) -> Arc<SharedUnit>,
+        now: Instant,
+        out: &mut OutQueue,
+    ) {
+        let exchange = self.response_exchange();
+        out.push_shared(&head(exchange));
+        self.finish_response(exchange, content, now, out);
+    }
+
+    /// Queues the body after its head, then waits for the next request or closes.
+    fn finish_response(
+        &mut self,
+        exchange: Exchange,
+        content: Content,
+        now: Instant,
+        out: &mut OutQueue,
+    ) {
+        match content {
             Content::Empty => {}
             Content::Owned(bytes, category) => {
                 let layout = Layout::uniform(category, bytes.len());
@@ -434,6 +476,7 @@ impl Connection {
             }
             Content::Parts(parts) => parts.iter().for_each(|p| out.push_part(p)),
         }
+        let keep_alive = exchange.keep_alive;
         self.requests += 1;
         self.last_activity = now;
         self.head_reader = HeadReader::new();

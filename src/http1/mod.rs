@@ -26,6 +26,7 @@ pub mod response;
 pub use body::{BodyDecoder, BodyFraming};
 pub use connection::{
     BodyPlan, Connection, Content, Event, Exchange, Expiry, Received, Refusal, Response, Settings,
+    encode_head,
 };
 pub use date::DateCache;
 pub use error::RequestError;

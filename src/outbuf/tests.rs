@@ -226,14 +226,16 @@ fn an_owned_segment_moves_in_unless_it_can_be_appended() {
     );
     assert!(matches!(&q.entries[0].segment, Segment::Owned(v) if v.as_ptr() == at));
     assert_eq!(q.heap, 256);
-    // Behind an owned segment it is appended, and the body part after it too.
+    // Behind an owned segment it is appended; body parts are referenced, never copied.
     q.push(
         Segment::Owned(b"{".to_vec()),
         Layout::uniform(Category::JsonEnvelope, 1),
     );
-    q.push_part(&Part::Owned(b"\"a\"".to_vec(), Category::JsonEnvelope));
+    let shared: Arc<[u8]> = Arc::from(&b"\"a\""[..]);
+    q.push_part(&Part::Shared(shared.clone(), Category::JsonEnvelope));
     q.push_part(&Part::Static(b"}", Category::JsonEnvelope));
-    assert_eq!(q.entries.len(), 2);
+    assert_eq!(q.entries.len(), 3);
+    assert!(matches!(&q.entries[1].segment, Segment::Shared(s) if Arc::ptr_eq(s, &shared)));
     let (out, _, report) = write_once(q);
     assert_eq!(out, b"HTTP/1.1 200 OK\r\n\r\n{\"a\"}");
     assert_eq!(report.by_category[Category::JsonEnvelope.index()], 5);

@@ -148,7 +148,10 @@ pub fn encode_body<C>(backlog: &Backlog<C>, json: impl Fn(&Message<C>) -> Arc<Sh
     head.push_str(",\"messages\":[");
     let mut parts = Vec::with_capacity(backlog.messages.len() * 2 + 2);
     let mut len = head.len();
-    parts.push(Part::Owned(head.into_bytes(), Category::JsonEnvelope));
+    parts.push(Part::Shared(
+        head.into_bytes().into(),
+        Category::JsonEnvelope,
+    ));
     for (i, m) in backlog.messages.iter().enumerate() {
         if i > 0 {
             parts.push(Part::Static(b",", Category::JsonEnvelope));
@@ -178,7 +181,7 @@ mod tests {
             .parts
             .iter()
             .flat_map(|p| match p {
-                Part::Owned(v, _) => v.clone(),
+                Part::Shared(v, _) => v.to_vec(),
                 Part::Static(v, _) => v.to_vec(),
                 Part::Delivery(unit, _) => unit.bytes.to_vec(),
             })

@@ -16,8 +16,8 @@ impl EventLoop {
             encodings,
             subscribers,
         } = fan_out;
-        // Parked long-polls waiting after the same id get the same body: built once per id.
-        let mut bodies = Vec::new();
+        // Parked long-polls waiting after the same id get the same answer: built once per id.
+        let mut answers = Vec::new();
         self.fanout_turn = self.fanout_turn.wrapping_add(1);
         for &(who, _kind) in rotated(&subscribers, self.fanout_turn) {
             let (_, key) = ClientRef::loop_and_key(who);
@@ -33,7 +33,7 @@ impl EventLoop {
                 &channel,
                 &message,
                 &encodings,
-                &mut bodies,
+                &mut answers,
             ) {
                 Delivery::Queued => self.write_soon(key),
                 Delivery::Held => self.update_deadline(key),
