@@ -20,6 +20,7 @@
 pub mod compare;
 pub mod driver;
 pub mod http;
+pub mod kind;
 pub mod load;
 pub mod payload;
 pub mod procstat;
