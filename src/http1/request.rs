@@ -286,11 +286,15 @@ fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
         (1, 0) => return Err(RequestError::MissingHost),
         _ => {}
     }
-    // Every piece httparse returns is a slice of `head`; its place there is its span. The copy
-    // keeps the head up to the end of its last piece (not the blank line).
+    // Every non-empty piece httparse returns is a slice of `head`; its place there is its span
+    // (an empty one may point anywhere, and has nothing to find). The copy keeps the head up to
+    // the end of its last piece (not the blank line).
     let span = |piece: &[u8]| {
-        let start = piece.as_ptr() as usize - head.as_ptr() as usize;
-        start as u32..(start + piece.len()) as u32
+        let start = (piece.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+        match start.checked_add(piece.len()) {
+            Some(end) if !piece.is_empty() && end <= head.len() => start as u32..end as u32,
+            _ => 0..0,
+        }
     };
     let method = span(method.as_bytes());
     let target = span(target.as_bytes());
@@ -301,7 +305,7 @@ fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
         .collect();
     let end = fields
         .iter()
-        .map(|(_, value)| value.end)
+        .map(|(name, value)| name.end.max(value.end))
         .chain([target.end])
         .max()
         .unwrap_or(target.end);
@@ -393,6 +397,19 @@ mod tests {
         assert_eq!(h.header("x-odd"), Some(&b"caf\xe9"[..]));
         assert_eq!(h.header("host"), Some(&b"x"[..]));
         assert_eq!(h.to_string(), "POST /pub/a HTTP/1.1 (3 headers, 60 bytes)");
+    }
+
+    #[test]
+    fn empty_values_keep_their_place() {
+        for input in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Blank:   \r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nX-Empty:\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.0\r\nX-Empty:\r\n\r\n",
+        ] {
+            let h = decode_three_ways(input);
+            assert_eq!(h.header("x-empty"), Some(&b""[..]));
+            assert!(h.headers().all(|(name, _)| name.starts_with(['H', 'X'])));
+        }
     }
 
     #[test]
