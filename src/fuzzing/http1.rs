@@ -19,9 +19,9 @@ const TIGHT: Limits = Limits {
 /// With default and tight limits: decoding the input whole, every growing prefix with one reader
 /// (as a connection does), and random growing prefixes agree, on the same error when there is
 /// one; "need more" happens only for prefixes of a head and never consumes; the head consumed is
-/// at most the input; a complete head re-decodes identically from exactly its own bytes. Then the
-/// body after it is decoded with the framing decided, whole and one byte at a time, with the same
-/// outcome.
+/// at most the input; a complete head re-decodes identically from exactly its own bytes and gives
+/// back every piece httparse reads in them. Then the body after it is decoded with the framing
+/// decided, whole and one byte at a time, with the same outcome.
 pub fn http_request(data: &[u8]) {
     let skip = leading_empty_lines(data);
     assert!(skip <= data.len());
@@ -36,6 +36,7 @@ pub fn http_request(data: &[u8]) {
                 let _ = head.to_string();
                 let _ = head.keep_alive();
                 let _ = (head.path(), head.query(), head.query_param("since"));
+                assert_same_as_httparse(head, &input[..head.len]);
                 framing_and_body(head, &input[head.len..]);
             }
             Ok(None) => assert!(input.len() <= limits.max_head),
@@ -54,6 +55,21 @@ pub fn http_request(data: &[u8]) {
         }
         assert_head_prefixes(input, &limits, &whole, ends);
     }
+}
+
+/// The owned head (one copy and spans) gives back what httparse reads in the same bytes: method,
+/// target, and every field's name and value in order.
+fn assert_same_as_httparse(head: &RequestHead, bytes: &[u8]) {
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut slots);
+    assert!(matches!(
+        req.parse(bytes),
+        Ok(httparse::Status::Complete(_))
+    ));
+    assert_eq!(Some(head.method()), req.method);
+    assert_eq!(Some(head.target()), req.path);
+    let theirs: Vec<(&str, &[u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
+    assert_eq!(head.headers().collect::<Vec<_>>(), theirs);
 }
 
 /// Feeds growing prefixes `input[..end]` to one reader, like a connection whose buffer grows.
