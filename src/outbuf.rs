@@ -29,9 +29,9 @@ const GATHER_LIMIT: usize = 1024;
 /// A run of bytes to send.
 #[derive(Debug, Clone)]
 pub enum Segment {
-    /// Bytes made for this connection only (a response head, a JSON envelope).
+    /// Bytes made for this connection only (a response head, a refusal, a control frame).
     Owned(Vec<u8>),
-    /// Bytes shared by every subscriber (an encoded message).
+    /// Bytes shared among connections (an encoded message, a long-poll answer's envelope or head).
     Shared(Arc<[u8]>),
     /// Bytes built into the binary (the demo page).
     Static(&'static [u8]),
@@ -85,8 +85,8 @@ impl SharedUnit {
 /// A piece of a response body: bytes made for this answer, or a shared message unit.
 #[derive(Debug, Clone)]
 pub enum Part {
-    /// Bytes made once for every answer that carries the same messages, all of one category
-    /// (`{"last_id":…`).
+    /// Bytes made once and shared by the answers one fan-out gives to the polls waiting after
+    /// the same id, all of one category (`{"last_id":…`).
     Shared(Arc<[u8]>, Category),
     /// Fixed syntax built into the binary, all of one category (a comma, `]}`): no allocation.
     Static(&'static [u8], Category),
@@ -233,9 +233,10 @@ impl OutQueue {
         self.push_entry(Segment::Owned(bytes.to_vec()), layout, None);
     }
 
-    /// Queues `segment` as it is (no copy for shared or static bytes). Small owned bytes are
-    /// appended to an owned segment at the back when there is one, and moved in otherwise: a
-    /// response head built in its own buffer becomes the entry without a copy.
+    /// Queues `segment` as it is (no copy for shared or static bytes). Owned bytes under
+    /// `COALESCE_LIMIT` are appended to the owned segment at the back when that one is also under
+    /// the limit and its layout has room for theirs; otherwise they are moved in as a new entry,
+    /// so a response head built in its own buffer becomes the entry without a copy.
     pub fn push(&mut self, segment: Segment, layout: Layout) {
         match segment {
             Segment::Owned(v) if v.len() < COALESCE_LIMIT && self.extends_back(&layout) => {

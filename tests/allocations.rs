@@ -171,7 +171,10 @@ fn http_settings() -> http1::Settings {
 /// One long-poll round on the server's path for every poller: its request head read, then, after
 /// a publish, the answer encoded once for all of them (the body, and the head for each exchange
 /// met, as `app::SharedAnswer` does) and each poller answered with references to it, the queue
-/// written out. Returns the allocations the round made, publish excluded.
+/// written out. Returns the allocations the round made, publish excluded. `SharedAnswer` is
+/// crate-private, so this round rebuilds its steps from the public cores (`http1::encode_head`,
+/// `Connection::respond_shared`, `delivery::poll_body`). The app's own sharing is checked for
+/// correct answers over sockets in `tests/polling.rs`; its allocations are not counted here.
 fn one_long_poll_round(
     hub: &mut Hub,
     pollers: &mut [(http1::Connection, OutQueue)],

@@ -188,7 +188,7 @@ fn http10_longpoll_is_answered_in_http10() {
 /// made once per exchange: each poller still gets the head its own request calls for.
 #[test]
 fn one_fan_out_answers_each_poller_in_its_own_version_and_connection_mode() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&["--threads", "1"]);
     let subscribers = || {
         server
             .request(b"GET /stats?channel=mixed HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -3,7 +3,7 @@
 use crate::http1::chunked::{
     ChunkedDecoder, ChunkedError, LAST_CHUNK, chunk_overhead, encode_chunk,
 };
-use crate::http1::request::leading_empty_lines;
+use crate::http1::request::{MAX_HEADERS, leading_empty_lines};
 use crate::http1::{BodyDecoder, BodyFraming, HeadReader, Limits, RequestError, RequestHead};
 
 use super::Rng;
@@ -60,7 +60,7 @@ pub fn http_request(data: &[u8]) {
 /// The owned head (one copy and spans) gives back what httparse reads in the same bytes: method,
 /// target, and every field's name and value in order.
 fn assert_same_as_httparse(head: &RequestHead, bytes: &[u8]) {
-    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     assert!(matches!(
         req.parse(bytes),

@@ -168,7 +168,7 @@ pub enum Content {
     Owned(Vec<u8>, Category),
     /// A page built into the binary.
     Static(&'static [u8]),
-    /// Pieces shared by every answer that carries the same messages (a poll answer).
+    /// Pieces shared among answers that carry the same messages (a poll answer).
     Parts(Arc<[Part]>),
 }
 
@@ -181,6 +181,23 @@ impl Content {
             Content::Parts(parts) => parts.iter().map(Part::len).sum(),
         }
     }
+}
+
+/// Whether an encoded response head says `Content-Length: {length}` (a check on heads encoded
+/// apart from the content they go with). Allocates nothing, so debug builds count the same
+/// allocations as release builds (`tests/allocations.rs`).
+fn declares_length(head: &[u8], length: usize) -> bool {
+    const NAME: &[u8] = b"\r\nContent-Length: ";
+    let Some(start) = head.windows(NAME.len()).position(|w| w == NAME) else {
+        return false;
+    };
+    let digits = &head[start + NAME.len()..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(0);
+    std::str::from_utf8(&digits[..end])
+        .ok()
+        .and_then(|d| d.parse().ok())
+        == Some(length)
+        && digits[end..].starts_with(b"\r\n")
 }
 
 /// A response to queue.
@@ -420,7 +437,7 @@ impl Connection {
     /// The exchange the response to the current request will have: the request's version, and
     /// whether the connection stays open after it (the client allows it, and the server is
     /// neither shutting down nor closing the connection). Responses with the same exchange,
-    /// status, header fields and body length have the same head, byte for byte.
+    /// status, header fields, body length and `Date` have the same head, byte for byte.
     pub fn response_exchange(&self) -> Exchange {
         let exchange = self.exchange();
         Exchange {
@@ -442,6 +459,7 @@ impl Connection {
     /// Queues the response to the current request with a head encoded once and shared: `head`
     /// returns the head of this response for the exchange it is given (see [`encode_head`]), from
     /// a cache kept by whoever answers many connections alike (a fan-out waking long polls).
+    /// That head must declare the content's length in `Content-Length` (checked in debug builds).
     pub fn respond_shared(
         &mut self,
         content: Content,
@@ -450,7 +468,12 @@ impl Connection {
         out: &mut OutQueue,
     ) {
         let exchange = self.response_exchange();
-        out.push_shared(&head(exchange));
+        let head = head(exchange);
+        debug_assert!(
+            declares_length(&head.bytes, content.len()),
+            "a shared head declares the length of the content it is sent with"
+        );
+        out.push_shared(&head);
         self.finish_response(exchange, content, now, out);
     }
 

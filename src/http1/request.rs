@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::error::RequestError;
 
 /// The most header fields one request may carry.
-const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 
 /// Size limits for a request head, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,8 @@ impl Default for Limits {
 /// an owned string per method, target, name and value cost a long-poll seven.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
-    /// The head as received, up to the end of its last field.
+    /// The head as received, up to the end of its last field (of the request line when it has
+    /// none).
     bytes: Box<[u8]>,
     /// The method as sent, in `bytes`.
     method: Range<u32>,

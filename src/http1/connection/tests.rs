@@ -272,3 +272,18 @@ fn a_peer_gone_mid_request_is_dropped_at_once() {
     assert!(!idle.on_peer_closed(t0));
     assert!(idle.is_closing());
 }
+
+/// The debug check on shared heads reads the `Content-Length` field whole: a value that only
+/// starts with the length, or no such field, is not a match.
+#[test]
+fn a_head_declares_its_content_length_exactly() {
+    let head =
+        b"HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 17\r\nCache-Control: no-store\r\n\r\n";
+    assert!(declares_length(head, 17));
+    assert!(!declares_length(head, 1));
+    assert!(!declares_length(head, 170));
+    assert!(!declares_length(
+        b"HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n",
+        0
+    ));
+}
