@@ -252,7 +252,7 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
                         server.sockets.flush(key);
                     }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        server.read(key);
+                        server.read(key, event.is_read_closed() || event.is_error());
                     }
                 }
             }
@@ -477,8 +477,11 @@ impl Server {
         i
     }
 
-    /// Reads until the socket would block; subscribers' input is dropped, requests are served.
-    fn read(&mut self, key: usize) {
+    /// Reads until the socket would block or a read comes back short (pushwire's rule: the short
+    /// read emptied the socket, and the next bytes are a new edge, so asking again would only cost a
+    /// `WouldBlock`); when the poller reported the peer's FIN (`to_end`), until the end of the
+    /// stream. Subscribers' input is dropped, requests are served.
+    fn read(&mut self, key: usize, to_end: bool) {
         let mut eof = false;
         loop {
             let Some(c) = self.sockets.conns.get_mut(key) else {
@@ -492,6 +495,9 @@ impl Server {
                 Ok(n) => {
                     if matches!(c.state, State::Http | State::Parked(_)) {
                         c.inbuf.extend_from_slice(&self.scratch[..n]);
+                    }
+                    if n < self.scratch.len() && !to_end {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
