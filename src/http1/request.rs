@@ -1,6 +1,7 @@
 //! The request head: finding its end without rescanning, enforcing size limits, and parsing it with
 //! `httparse` into an owned [`RequestHead`].
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::error::RequestError;
@@ -38,6 +39,12 @@ pub struct RequestHead {
     method: Range<u32>,
     /// The request target as sent, in `bytes`.
     target: Range<u32>,
+    /// The target's path, in `bytes` (see [`RequestHead::path`]); found once, when the head is
+    /// parsed, since routing asks for it several times. `None`: an absolute-form target naming no
+    /// path, whose path is `/`.
+    path: Option<Range<u32>>,
+    /// The target's query without its `?`, in `bytes`, when it has one.
+    query: Option<Range<u32>>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
     /// Each field's name and value, in `bytes`, in the order received.
@@ -103,33 +110,12 @@ impl RequestHead {
     /// The path part of the target. The absolute form (`http://host/path`, RFC 9112 §3.2.2, which
     /// a server MUST accept) is reduced to its path.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        let without_query = match target.find('?') {
-            Some(i) => &target[..i],
-            None => target,
-        };
-        let scheme_end = without_query
-            .get(..8)
-            .and_then(|p| p.find("://"))
-            .filter(|_| {
-                let t = without_query.as_bytes();
-                t.len() > 4 && t[..4].eq_ignore_ascii_case(b"http")
-            });
-        match scheme_end {
-            Some(i) => {
-                let after_authority = &without_query[i + 3..];
-                after_authority
-                    .find('/')
-                    .map_or("/", |slash| &after_authority[slash..])
-            }
-            None => without_query,
-        }
+        self.path.as_ref().map_or("/", |p| self.text(p))
     }
 
     /// The query part of the target, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        let target = self.target();
-        target.find('?').map(|i| &target[i + 1..])
+        self.query.as_ref().map(|q| self.text(q))
     }
 
     /// The value of query parameter `key` (first occurrence); no percent-decoding, since every
@@ -207,9 +193,8 @@ impl HeadReader {
     fn find_end(&mut self, buf: &[u8]) -> Option<usize> {
         // Resume a little before where the last search stopped: a terminator may straddle it.
         let start = self.scanned.saturating_sub(3);
-        let mut i = start;
-        while let Some(off) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
-            let lf = i + off;
+        // Line by line (`memchr` jumps to each line end instead of testing every byte).
+        for lf in memchr::memchr_iter(b'\n', buf.get(start..)?).map(|off| start + off) {
             match buf.get(lf + 1) {
                 Some(b'\n') => return Some(lf + 2),
                 Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
@@ -221,7 +206,7 @@ impl HeadReader {
                     self.scanned = lf;
                     return None;
                 }
-                _ => i = lf + 1,
+                _ => {}
             }
         }
         self.scanned = buf.len();
@@ -239,7 +224,7 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
 
 fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), RequestError> {
     let window = &buf[..buf.len().min(limits.max_request_line + 2)];
-    match window.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', window) {
         Some(lf) => {
             let line_len = if lf > 0 && buf[lf - 1] == b'\r' {
                 lf - 1
@@ -259,9 +244,11 @@ fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), RequestError> {
 }
 
 fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(head) {
+    // Left uninitialised: httparse writes each slot it hands back, and filling 64 empty ones
+    // first was a quarter of a long-poll request's parsing.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut slots) {
         Ok(httparse::Status::Complete(_)) => {}
         // The blank line was found, so a partial parse means the head itself is cut short.
         Ok(httparse::Status::Partial) => {
@@ -297,6 +284,11 @@ fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
             _ => 0..0,
         }
     };
+    let (path, query) = target_parts(target);
+    let (path, query) = (
+        path.map(|p| span(p.as_bytes())),
+        query.map(|q| span(q.as_bytes())),
+    );
     let method = span(method.as_bytes());
     let target = span(target.as_bytes());
     let fields: Vec<_> = req
@@ -314,10 +306,36 @@ fn parse(head: &[u8]) -> Result<RequestHead, RequestError> {
         bytes: head[..end as usize].into(),
         method,
         target,
+        path,
+        query,
         minor_version,
         fields,
         len: head.len(),
     })
+}
+
+/// A request target's path and query (without its `?`). The absolute form (`http://host/path`)
+/// is reduced to its path; `None` when it names none (its path is `/`, which is not in the
+/// target).
+fn target_parts(target: &str) -> (Option<&str>, Option<&str>) {
+    let (without_query, query) = match memchr::memchr(b'?', target.as_bytes()) {
+        Some(i) => (&target[..i], Some(&target[i + 1..])),
+        None => (target, None),
+    };
+    let t = without_query.as_bytes();
+    let absolute = t.len() > 4 && t[..4].eq_ignore_ascii_case(b"http");
+    let scheme_end = without_query
+        .get(..8)
+        .filter(|_| absolute)
+        .and_then(|p| p.find("://"));
+    let path = match scheme_end {
+        Some(i) => {
+            let after_authority = &without_query[i + 3..];
+            memchr::memchr(b'/', after_authority.as_bytes()).map(|slash| &after_authority[slash..])
+        }
+        None => Some(without_query),
+    };
+    (path, query)
 }
 
 /// True when the request line ends in a well-formed `HTTP/x.y` other than 1.0/1.1: that is an
@@ -421,7 +439,23 @@ mod tests {
         assert_eq!(h.path(), "/poll/a");
         assert_eq!(h.query_param("since"), Some("1"));
         let h = decode_three_ways(b"GET HTTPS://example.com HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(h.path(), "/");
+        assert_eq!((h.path(), h.query()), ("/", None));
+        let h = decode_three_ways(b"GET http://example.com?a=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("/", Some("a=1")));
+    }
+
+    #[test]
+    fn path_and_query_split_at_the_first_question_mark() {
+        for (target, path, query) in [
+            ("/a", "/a", None),
+            ("/a?", "/a", Some("")),
+            ("/a?b=1?c", "/a", Some("b=1?c")),
+            ("/httpx://y/z", "/httpx://y/z", None),
+        ] {
+            let wire = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let h = decode_three_ways(wire.as_bytes());
+            assert_eq!((h.path(), h.query()), (path, query), "{target}");
+        }
     }
 
     #[test]

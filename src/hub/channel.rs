@@ -1,7 +1,9 @@
 //! One channel: its id counter, history and subscribers.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use super::budget::message_cost;
 use super::{HistoryLimits, Message, Published, SubscriberId, Subscription};
@@ -48,7 +50,10 @@ pub(super) struct Channel<C> {
     last_id: u64,
     history: VecDeque<Arc<Message<C>>>,
     history_bytes: usize,
-    subscribers: HashMap<SubscriberId, Subscription>,
+    /// Keyed by the server's own connection tokens, never by anything a client chose, so a fast
+    /// hash that is not keyed (Fx) is safe here: SipHash's flood resistance would only cost (it
+    /// was about 200 instructions of every long-poll request).
+    subscribers: FxHashMap<SubscriberId, Subscription>,
     /// The hub's eviction line reached this channel's newest message and passed over it (the
     /// newest is kept): once a newer one arrives, it goes back in line.
     pub(super) passed_over: bool,
@@ -68,7 +73,7 @@ impl<C: Default> Channel<C> {
             last_id: 0,
             history: VecDeque::new(),
             history_bytes: 0,
-            subscribers: HashMap::new(),
+            subscribers: FxHashMap::default(),
             passed_over: false,
         }
     }

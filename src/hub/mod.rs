@@ -209,14 +209,15 @@ impl<C: Default> Hub<C> {
         }
     }
 
-    fn channel_mut(&mut self, name: &str) -> &mut Channel<C> {
-        if !self.channels.contains_key(name) {
-            let name: Arc<str> = name.into();
-            self.total_bytes += channel_cost::<C>(name.len());
-            self.channels.insert(name.clone(), Channel::new(name));
-        }
-        // Just inserted when absent.
-        self.channels.get_mut(name).expect("channel exists")
+    /// Adds the channel `name`, which the hub does not hold, and charges for it. Callers look the
+    /// name up first (`get_mut`) and come here only when it is missing: one hash of the name for
+    /// a channel that exists, which is every subscription but the first.
+    fn add_channel(&mut self, name: &str) -> &mut Channel<C> {
+        let name: Arc<str> = name.into();
+        self.total_bytes += channel_cost::<C>(name.len());
+        self.channels
+            .entry(name.clone())
+            .or_insert_with(|| Channel::new(name))
     }
 
     /// Appends a message to `channel` and returns it with the subscribers to deliver it to. `now`
@@ -249,7 +250,10 @@ impl<C: Default> Hub<C> {
             });
         }
         let limits = self.limits;
-        let c = self.channel_mut(channel);
+        let c = match self.channels.get_mut(channel) {
+            Some(c) => c,
+            None => self.add_channel(channel),
+        };
         let previous = c.newest().map(|m| m.id);
         let was_empty = previous.is_none();
         let payload_before = c.history_bytes();
@@ -429,7 +433,10 @@ impl<C: Default> Hub<C> {
     /// Adds `who` to `channel` (creating the channel), for every message until unsubscribed or for
     /// the next one only, as `how` says.
     pub fn subscribe(&mut self, channel: &str, who: SubscriberId, how: Subscription) {
-        self.channel_mut(channel).subscribe(who, how);
+        match self.channels.get_mut(channel) {
+            Some(c) => c.subscribe(who, how),
+            None => self.add_channel(channel).subscribe(who, how),
+        }
     }
 
     /// Removes `who` from `channel`; a no-op when it was not subscribed. A channel left with no
