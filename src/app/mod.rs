@@ -264,6 +264,10 @@ impl App {
                     }
                 }
                 Session::Sse(stream, _) => {
+                    if conn.input.is_empty() {
+                        // Nothing to ignore: the pass a fan-out's write makes, once per delivery.
+                        return (progressed, None);
+                    }
                     // An event stream is one-way: whatever the client sends now is ignored (and
                     // not traced: it is no wire unit of any protocol spoken here).
                     let (n, tally) = stream.receive(&conn.input);
@@ -272,6 +276,11 @@ impl App {
                     return (progressed, None);
                 }
                 Session::WebSocket(ws, channel) => {
+                    if conn.input.is_empty() && !ws.acts_without_input() {
+                        // Nothing to read and nothing of its own to send: the pass a fan-out's
+                        // write makes, once per delivery, has nothing to do here.
+                        return (progressed, None);
+                    }
                     let r = ws.receive(&conn.input, self.now, &mut conn.output);
                     let (dissectors, traced) = (&mut conn.dissectors, &mut conn.traced);
                     conn.input.consume_traced(r.consumed, dissectors, traced);

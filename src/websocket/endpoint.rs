@@ -149,6 +149,13 @@ impl Endpoint {
         }
     }
 
+    /// Whether [`Endpoint::receive`] given no input would do anything: only a session with
+    /// frames of its own to send (a pong, a close) has work then. A driver that has no input for
+    /// the endpoint may skip the call when this is false (a fan-out's write, once per delivery).
+    pub fn acts_without_input(&self) -> bool {
+        self.linger.is_none() && self.session.wants_transmit()
+    }
+
     /// Consumes input up to the end of the next frame that produced something, queues what the
     /// session owes the peer (a pong, a close reply) and returns the data messages completed.
     pub fn receive(&mut self, input: &[u8], now: Instant, out: &mut OutQueue) -> Received {
