@@ -8,6 +8,13 @@
 #   FLOOR=0 …                              # without the floor
 #   PW_THREADS=2 …                         # pushwire's event loops (default 1, as Nchan's one worker)
 #   ONLY="ws-1000x100 ws-100x2000" …       # only these scenarios
+#   REPEAT=3 …                             # each scenario three times, interleaved (see below)
+#
+# A server's CPU per delivery moves by ±20 % from one 5 s run to the next on a shared machine, and
+# the three servers of a scenario run one after another, so one slow moment can land on one of
+# them. With REPEAT=N each scenario runs N times, each time with fresh servers and the servers'
+# order rotated (nchan, pushwire, floor; then pushwire, floor, nchan; …); the table lists every
+# run and the ratios compare each server's median run.
 #
 # The floor (benches/peers/floor.rs, built by `cargo bench --bench floor --no-run`) is a minimal
 # single-threaded server that writes pushwire's bytes for each publish with one write per
@@ -21,6 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DUR=${SECONDS_PER_SCENARIO:-10}
+REPEAT=${REPEAT:-1}
 IDLE=${IDLE:-10000}
 THREADS=${THREADS:-2}
 WORK=$(mktemp -d /tmp/pushwire-peers.XXXXXX)
@@ -115,10 +123,10 @@ stop_servers() {
     PIDS=()
 }
 
-# run NAME SERVER ARGS… — one scenario against one server, JSON kept.
+# run NAME SERVER REP ARGS… — one scenario against one server, JSON kept.
 run() {
-    local name=$1 server=$2
-    shift 2
+    local name=$1 server=$2 rep=$3
+    shift 3
     local pub sub pid
     local addr=$PWADDR
     case "$server" in
@@ -136,9 +144,9 @@ run() {
             *:longpoll) subs+=(--sub-url "longpoll=http://$addr/longpoll/{channel}?since=0") ;;
         esac
     done
-    echo "== $name on $server" >&2
+    echo "== $name on $server (run $rep)" >&2
     "$PW" load --pub-url "$pub" "${subs[@]}" --server-pid "$pid" --threads "$THREADS" \
-        --channel-prefix "$name-$RANDOM-" $SCENARIO_ARGS --json > "$WORK/$name.$server.json"
+        --channel-prefix "$name-$RANDOM-" $SCENARIO_ARGS --json > "$WORK/$name.$server.$rep.json"
 }
 
 scenario() {
@@ -148,9 +156,15 @@ scenario() {
         return
     fi
     SCENARIO_ARGS="$*"
-    start_servers
-    for server in $SERVERS; do run "$name" "$server" "$kind"; done
-    stop_servers "$name"
+    local servers=($SERVERS)
+    local n=${#servers[@]} rep i
+    for rep in $(seq "$REPEAT"); do
+        start_servers
+        for i in $(seq 0 $((n - 1))); do
+            run "$name" "${servers[$(((i + rep - 1) % n))]}" "$rep" "$kind"
+        done
+        stop_servers "$name"
+    done
 }
 
 scenario ws-100x2000 ws --subscribers 100 --channels 1 --rate 2000 --payload 64 --duration "$DUR" --drain 5
@@ -162,47 +176,59 @@ scenario longpoll-20x2000 longpoll --subscribers 20 --channels 1 --rate 2000 --p
 scenario idle-ws ws --subscribers "$IDLE" --channels 100 --rate 0 --duration 3 --source-ips 127.0.0.1-127.0.0.8
 scenario idle-sse sse --subscribers "$IDLE" --channels 100 --rate 0 --duration 3 --source-ips 127.0.0.1-127.0.0.8
 
-python3 - "$WORK" <<'PY'
-import json, sys, os
-work = sys.argv[1]
+python3 - "$WORK" "$REPEAT" <<'PY'
+import json, sys, os, statistics
+work, repeat = sys.argv[1], int(sys.argv[2])
 NAMES = ["ws-1000x100", "ws-100x2000", "sse-1000x100", "longpoll-200", "longpoll-20x2000", "idle-ws", "idle-sse"]
+
+def runs(name, server):
+    """Every run of one server in one scenario, in run order."""
+    out = []
+    for rep in range(1, repeat + 1):
+        path = os.path.join(work, f"{name}.{server}.{rep}.json")
+        if os.path.exists(path):
+            out.append((rep, json.load(open(path))))
+    return out
+
 rows = []
 for name in NAMES:
     for server in ["nchan", "pushwire", "floor"]:
-        path = os.path.join(work, f"{name}.{server}.json")
-        if not os.path.exists(path):
-            continue
-        r = json.load(open(path))
-        t = r["total"]
-        s = r.get("server") or {}
-        cpu = s.get("cpu_us_per_delivery")
-        rss = s.get("rss_per_connection_bytes")
-        rows.append([
-            name, server,
-            f'{r["connections_open"]}',
-            f'{t["delivered"]}/{t["expected"]}',
-            f'{t["lost"]} ({t["lost_holes"]}+{t["lost_tail"]})', f'{t["duplicates"]}',
-            f'{t["latency_us"]["p50"]/1000:.2f}', f'{t["latency_us"]["p99"]/1000:.2f}',
-            f'{t["bytes_down_per_message"]:.1f}' if t["delivered"] else "-",
-            f'{cpu:.2f}' if cpu is not None else "-",
-            f'{s.get("rss_connected_bytes", 0)/1e6:.1f}',
-            f'{rss:.0f}' if rss is not None else "-",
-            "/".join(f"{v:.2f}" for v in r["client_cpu_us_per_message"]) if t["delivered"] else "-",
-        ])
-head = ["scenario", "server", "conns", "delivered/expected", "lost (holes+tail)", "dup", "p50 ms", "p99 ms",
+        for rep, r in runs(name, server):
+            t = r["total"]
+            s = r.get("server") or {}
+            cpu = s.get("cpu_us_per_delivery")
+            rss = s.get("rss_per_connection_bytes")
+            rows.append([
+                name, server, f"{rep}",
+                f'{r["connections_open"]}',
+                f'{t["delivered"]}/{t["expected"]}',
+                f'{t["lost"]} ({t["lost_holes"]}+{t["lost_tail"]})', f'{t["duplicates"]}',
+                f'{t["latency_us"]["p50"]/1000:.2f}', f'{t["latency_us"]["p99"]/1000:.2f}',
+                f'{t["bytes_down_per_message"]:.1f}' if t["delivered"] else "-",
+                f'{cpu:.2f}' if cpu is not None else "-",
+                f'{s.get("rss_connected_bytes", 0)/1e6:.1f}',
+                f'{rss:.0f}' if rss is not None else "-",
+                "/".join(f"{v:.2f}" for v in r["client_cpu_us_per_message"]) if t["delivered"] else "-",
+            ])
+head = ["scenario", "server", "run", "conns", "delivered/expected", "lost (holes+tail)", "dup", "p50 ms", "p99 ms",
         "B down/msg", "server CPU µs/delivery", "server RSS MB", "RSS B/conn", "client CPU µs/msg/thread"]
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
 for r in rows:
     print("| " + " | ".join(r) + " |")
 
-# pushwire as a multiple of Nchan and of the floor: server CPU per delivery and p99 latency.
+# pushwire as a multiple of Nchan and of the floor: server CPU per delivery and p99 latency, each
+# the median of the server's runs.
 def figures(name, server):
-    path = os.path.join(work, f"{name}.{server}.json")
-    if not os.path.exists(path):
+    got = runs(name, server)
+    if not got:
         return None
-    r = json.load(open(path))
-    return ((r.get("server") or {}).get("cpu_us_per_delivery"), r["total"]["latency_us"]["p99"] if r["total"]["delivered"] else None)
+    def median(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+    cpu = median((r.get("server") or {}).get("cpu_us_per_delivery") for _, r in got)
+    p99 = median(r["total"]["latency_us"]["p99"] if r["total"]["delivered"] else None for _, r in got)
+    return (cpu, p99)
 def ratio(a, b):
     return f"{a / b:.2f}×" if a is not None and b else "-"
 ratios = []
@@ -219,6 +245,9 @@ for name in NAMES:
                     "p99_vs_floor": pw[1] / fl[1] if pw[1] and fl[1] else None})
 if ratios:
     print()
+    if repeat > 1:
+        print(f"Each server's median of its {repeat} runs:")
+        print()
     head = ["scenario", "CPU/delivery pushwire/nchan", "CPU/delivery pushwire/floor", "p99 pushwire/nchan", "p99 pushwire/floor"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
