@@ -30,32 +30,15 @@ SCENARIOS=${SCENARIOS:-longpoll ws sse}
 WARM=${WARM:-4}
 WINDOW=${WINDOW:-6}
 WORK=$(mktemp -d /tmp/pushwire-instructions.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=benches/peers/common.sh
+. benches/peers/common.sh
 
 if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind
 fi
-PW=${PUSHWIRE:-}
-if [ -z "$PW" ]; then
-    cargo build --release -q
-    PW=target/release/pushwire
-fi
-FB=${FLOOR_BIN:-}
-if [ -z "$FB" ]; then
-    FB=$(cargo bench --bench floor --no-run -q --message-format=json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    a = json.loads(line)
-    if a.get("reason") == "compiler-artifact" and a["target"]["name"] == "floor" and a.get("executable"):
-        print(a["executable"])')
-    [ -x "$FB" ] || { echo "the floor did not build" >&2; exit 1; }
-fi
+PW=$(pushwire_binary)
+FB=$(floor_binary)
 
 # measure SCENARIO SERVER: one server under callgrind; prints a JSON line.
 measure() {
@@ -68,12 +51,8 @@ measure() {
     esac
     local pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 300); do
-        grep -q listening "$out.out" 2>/dev/null && break
-        sleep 0.1
-    done
     local addr
-    addr=$(sed -n "s#$server listening on http://##p" "$out.out")
+    addr=$(listening_addr "$out.out" "$server" 300)
     [ -n "$addr" ] || { echo "$server did not start under valgrind: $(tail -3 "$out.err")" >&2; exit 1; }
     local sub rate subscribers=1000
     case "$scenario" in

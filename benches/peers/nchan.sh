@@ -32,51 +32,26 @@ REPEAT=${REPEAT:-1}
 IDLE=${IDLE:-10000}
 THREADS=${THREADS:-2}
 WORK=$(mktemp -d /tmp/pushwire-peers.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=benches/peers/common.sh
+. benches/peers/common.sh
 
 if [ ! -e /usr/share/nginx/modules/ngx_nchan_module.so ] || ! command -v nginx >/dev/null; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-nchan
 fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-# PUSHWIRE=path/to/pushwire skips the build.
-PW=${PUSHWIRE:-}
-if [ -z "$PW" ]; then
-    cargo build --release -q
-    PW=target/release/pushwire
-fi
-# FLOOR_BIN=path/to/floor skips its build; otherwise cargo says where the bench executable is.
+# PUSHWIRE=path/to/pushwire skips the build; FLOOR_BIN=path/to/floor skips the floor's.
+PW=$(pushwire_binary)
 FLOOR=${FLOOR:-1}
-FB=${FLOOR_BIN:-}
-if [ "$FLOOR" != 0 ] && [ -z "$FB" ]; then
-    FB=$(cargo bench --bench floor --no-run -q --message-format=json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    a = json.loads(line)
-    if a.get("reason") == "compiler-artifact" and a["target"]["name"] == "floor" and a.get("executable"):
-        print(a["executable"])')
-    [ -x "$FB" ] || { echo "the floor did not build" >&2; exit 1; }
+FB=
+if [ "$FLOOR" != 0 ]; then
+    FB=$(floor_binary)
 fi
 SERVERS="nchan pushwire"
 [ "$FLOOR" != 0 ] && SERVERS="nchan pushwire floor"
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# listening_addr FILE NAME: the address in FILE's "NAME listening on http://ADDR" line, once the
-# server has printed it (waits up to 10 s; empty if it never does).
-listening_addr() {
-    for _ in $(seq 100); do
-        grep -q listening "$1" 2>/dev/null && break
-        sleep 0.1
-    done
-    sed -n "s#$2 listening on http://##p" "$1"
 }
 
 # Each scenario gets fresh servers, so memory per connection is not hidden by memory an earlier
