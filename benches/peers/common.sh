@@ -15,7 +15,8 @@ pushwire_binary() {
         echo "$PUSHWIRE"
         return
     fi
-    cargo build --release -q >&2
+    # `set -e` does not reach into `$(…)`: a failed build must fail the caller by itself.
+    cargo build --release -q >&2 || return 1
     echo target/release/pushwire
 }
 

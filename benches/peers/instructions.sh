@@ -64,6 +64,7 @@ measure() {
         --channels 10 --rate "$rate" --payload 64 --duration $((WARM + WINDOW + 2)) --threads 2 \
         --json > "$out.load.json" &
     local load=$!
+    PIDS+=("$load")
     sleep "$WARM"
     callgrind_control -z "$pid" > /dev/null 2>&1
     sleep "$WINDOW"
