@@ -160,6 +160,9 @@ impl Endpoint {
     /// session owes the peer (a pong, a close reply) and returns the data messages completed.
     pub fn receive(&mut self, input: &[u8], now: Instant, out: &mut OutQueue) -> Received {
         let mut received = Received::default();
+        if input.is_empty() && !self.acts_without_input() {
+            return received;
+        }
         if let Some(linger) = self.linger {
             let consumed = self.drain(linger, input);
             if consumed > 0 {
@@ -168,9 +171,6 @@ impl Endpoint {
             received.consumed = consumed;
             received.tally[Category::Other.index()] += consumed as u64;
             received.progressed = consumed > 0;
-            return received;
-        }
-        if input.is_empty() && !self.session.wants_transmit() {
             return received;
         }
         if out.memory() >= self.settings.max_pending_output {
